@@ -1,0 +1,101 @@
+"""The application factory: builds storage, the live hub and the web faces for one database."""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import tempfile
+from pathlib import Path
+from typing import Any
+
+from flask import Flask, Response, jsonify, request
+
+from .config import Config
+from .live.hub import LiveHub
+from .live.notify import CrossProcessNotifier
+from .storage import CaptureStore, Database
+from .web import api, live, ui
+from .web.capture import CaptureMiddleware
+from .web.guard import HostGuard
+from .web.services import Services
+
+log = logging.getLogger(__name__)
+CSP = ("default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
+       "connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; "
+       "form-action 'self'")
+
+
+def notify_dir(db_path: Path) -> Path:
+    """A short per-database directory for worker wake-up sockets (Unix paths max ~107 bytes)."""
+    digest = hashlib.sha1(str(db_path.resolve()).encode()).hexdigest()[:12]
+    return Path(tempfile.gettempdir()) / f"webhook-inspector-{digest}"
+
+
+def create_app(config: Config | None = None, *, multiprocess: bool = False) -> Flask:
+    config = config or Config.from_env()
+    app = Flask(__name__)
+    app.config["JSON_SORT_KEYS"] = False
+    app.json.sort_keys = False  # type: ignore[attr-defined]
+
+    db = Database(config.db_path)
+    store = CaptureStore(db, max_captures=config.max_captures)
+    hub = LiveHub(store)
+    guard = HostGuard(config.host, [config.port])
+    svc = Services(config=config, db=db, store=store, hub=hub, guard=guard)
+    db.on_commit(hub.notify)
+    if multiprocess:
+        notifier = CrossProcessNotifier(notify_dir(config.db_path), hub.notify)
+        db.on_commit(lambda _results: notifier.broadcast())
+        svc.extra.setdefault("closers", []).append(notifier.close)
+    app.extensions["inspector"] = svc
+
+    _install_optional(app, svc)
+    app.register_blueprint(api.bp)
+    app.register_blueprint(live.bp)
+    app.register_blueprint(ui.bp)
+    live.sock.init_app(app)
+
+    @app.before_request
+    def _guard() -> Any:
+        if request.path == "/healthz":
+            return None
+        refusal = guard.check(
+            request.method, request.host, request.headers.get("Origin"),
+            request.headers.get("Sec-Fetch-Site"),
+            websocket=request.headers.get("Upgrade", "").lower() == "websocket",
+        )
+        if refusal is not None:
+            status, message = refusal
+            return jsonify({"error": message}), status
+        return None
+
+    @app.after_request
+    def _security_headers(resp: Response) -> Response:
+        resp.headers.setdefault("X-Content-Type-Options", "nosniff")
+        resp.headers.setdefault("Referrer-Policy", "no-referrer")
+        if resp.mimetype == "text/html":
+            resp.headers.setdefault("Content-Security-Policy", CSP)
+            resp.headers.setdefault("X-Frame-Options", "DENY")
+        return resp
+
+    @app.get("/healthz")
+    def healthz() -> Response:
+        return jsonify({"status": "ok"})
+
+    app.wsgi_app = CaptureMiddleware(  # type: ignore[method-assign]
+        app.wsgi_app, store, max_body=config.max_body,
+        max_delay_s=config.max_response_delay,
+        after_capture=svc.extra.get("after_capture"),
+    )
+    return app
+
+
+def _install_optional(app: Flask, svc: Services) -> None:
+    """Faces that other modules add (search, provider, …), wired here so the map stays in one
+    place. Each import is optional only while the module is being built."""
+    try:
+        from .search import search_captures
+    except ImportError:
+        pass
+    else:
+        svc.extra["search"] = search_captures

@@ -1,0 +1,124 @@
+"""Settings, declared once.
+
+Every setting is a :class:`Setting` in :data:`SETTINGS`. The CLI builds its ``serve`` options
+from this list, each option also reads ``INSPECTOR_<NAME>`` from the environment, and the
+README's settings table is checked against it by a test, so a setting cannot exist in one
+place and be missing in another.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field, fields
+from pathlib import Path
+from typing import Any
+
+import platformdirs
+
+APP_NAME = "webhook-inspector"
+MiB = 1024 * 1024
+
+
+def data_dir() -> Path:
+    """The per-user data directory: the default database and the local CA live here."""
+    override = os.environ.get("INSPECTOR_DATA_DIR")
+    return Path(override) if override else Path(platformdirs.user_data_dir(APP_NAME))
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: Any
+    help: str
+    type: type = str
+    flag: str | None = None  # defaults to --<name with dashes>
+    is_flag: bool = False
+    multiple: bool = False
+
+    @property
+    def envvar(self) -> str:
+        return "INSPECTOR_" + self.name.upper()
+
+    @property
+    def option(self) -> str:
+        return self.flag or "--" + self.name.replace("_", "-")
+
+
+SETTINGS: list[Setting] = [
+    Setting("host", "127.0.0.1", "Interface to bind. Keep the loopback default unless you "
+            "know who else can reach this machine."),
+    Setting("port", 8787, "Port for the UI, the API, the websocket and the capture URLs.", int),
+    Setting("db", None, "SQLite database file (default: inspector.db in the user data dir)."),
+    Setting("max_body", 10 * MiB, "Largest request body stored, in bytes; larger ones get 413.",
+            int),
+    Setting("max_captures", 10_000, "Captures kept per bin; the oldest are pruned beyond it.",
+            int),
+    Setting("workers", 1, "Server worker processes (gunicorn). Live updates reach every "
+            "websocket whichever worker captured the request.", int),
+    Setting("threads", 128, "Threads per worker; each open websocket holds one, so keep it "
+            "above the number of inspector tabs and live clients.", int),
+    Setting("server", "auto", "HTTP server: auto (gunicorn where available), gunicorn or "
+            "werkzeug."),
+    Setting("retry_scale", 1.0, "Multiply every vendor's retry delays (jitter included); "
+            "0 retries at once.", float),
+    Setting("strict_vendor_rules", False, "Refuse what the vendor would refuse (e.g. http:// "
+            "targets for Audian and Audata) instead of warning.", bool, is_flag=True),
+    Setting("max_response_delay", 30.0, "Cap, in seconds, on a bin's configured response delay.",
+            float),
+    Setting("open", False, "Open the inspector in the default browser once the server is up.",
+            bool, is_flag=True),
+]
+
+SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
+
+
+@dataclass
+class Config:
+    """Resolved settings for one server. Tests build it directly."""
+
+    host: str = "127.0.0.1"
+    port: int = 8787
+    db: str | None = None
+    max_body: int = 10 * MiB
+    max_captures: int = 10_000
+    workers: int = 1
+    threads: int = 128
+    server: str = "auto"
+    retry_scale: float = 1.0
+    strict_vendor_rules: bool = False
+    max_response_delay: float = 30.0
+    open: bool = False
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def db_path(self) -> Path:
+        return Path(self.db) if self.db else data_dir() / "inspector.db"
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> Config:
+        """Settings from INSPECTOR_* variables, then explicit overrides (e.g. from flags)."""
+        values: dict[str, Any] = {}
+        for s in SETTINGS:
+            raw = os.environ.get(s.envvar)
+            if raw is not None and raw != "":
+                values[s.name] = parse_value(s, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        known = {f.name for f in fields(cls)}
+        return cls(**{k: v for k, v in values.items() if k in known})
+
+
+def parse_value(setting: Setting, raw: str) -> Any:
+    """Parse an environment string for a setting, with an error that names the variable."""
+    try:
+        if setting.type is bool:
+            low = raw.strip().lower()
+            if low in {"1", "true", "yes", "on"}:
+                return True
+            if low in {"0", "false", "no", "off"}:
+                return False
+            raise ValueError(raw)
+        return setting.type(raw)
+    except ValueError:
+        raise ValueError(
+            f"{setting.envvar}={raw!r} is not a valid {setting.type.__name__}"
+        ) from None

@@ -1,0 +1,63 @@
+"""Hand the request's header list, as the server parsed it, to the app.
+
+WSGI's environ cannot hold what a capture tool must keep: servers join repeated headers into one
+comma-separated value and rewrite names into ``HTTP_*`` keys. Both servers we run under parse the
+ordered list first, so each gets a thin hook that passes it on:
+
+* Werkzeug: our request handler copies ``self.headers`` (an ordered email message, original
+  case, repeats kept) into ``environ["inspector.raw_headers"]``.
+* gunicorn: its ``pre_request`` hook runs on the request's thread just before the app; it leaves
+  the parsed list in a thread-local tagged with the request body object, which gunicorn also
+  puts in ``environ["wsgi.input"]``, so a stale list can never be picked up by another request.
+  gunicorn upper-cases names; we lower-case them, as HTTP/2 does (CONTRACT.md allows it).
+"""
+
+from __future__ import annotations
+
+import threading
+from typing import Any
+
+from werkzeug.serving import WSGIRequestHandler
+
+ENVIRON_KEY = "inspector.raw_headers"
+_local = threading.local()
+
+
+class RawHeadersRequestHandler(WSGIRequestHandler):
+    """Werkzeug request handler that keeps the raw header list and stays quiet per request."""
+
+    def make_environ(self) -> dict[str, Any]:
+        environ = super().make_environ()
+        environ[ENVIRON_KEY] = [(k, v) for k, v in self.headers.items()]
+        return environ
+
+    def log_request(self, code: int | str = "-", size: int | str = "-") -> None:
+        pass  # one line per captured request would drown the startup message
+
+
+def gunicorn_pre_request(worker: Any, req: Any) -> None:
+    """gunicorn server hook (see server.py)."""
+    _local.body = req.body
+    _local.headers = req.headers
+
+
+def raw_headers(environ: dict[str, Any]) -> list[tuple[str, str]]:
+    """The ordered header list of this request, from whichever hook saw it."""
+    headers = environ.get(ENVIRON_KEY)
+    if headers is not None:
+        return headers
+    body = getattr(_local, "body", None)
+    if body is not None and environ.get("wsgi.input") is body:
+        return [(name.lower(), value) for name, value in _local.headers]
+    return headers_from_environ(environ)
+
+
+def headers_from_environ(environ: dict[str, Any]) -> list[tuple[str, str]]:
+    """Fallback for other servers: lossy (repeats joined, order unknown), but never empty."""
+    out = []
+    for key, value in environ.items():
+        if key.startswith("HTTP_"):
+            out.append((key[5:].replace("_", "-").title(), value))
+        elif key in ("CONTENT_TYPE", "CONTENT_LENGTH") and value:
+            out.append((key.replace("_", "-").title(), value))
+    return out

@@ -1,0 +1,236 @@
+"""The SQLite database: one writer thread with group commit, pooled readers, migrations.
+
+Why one writer: SQLite allows a single writer at a time, and a commit (an fsync-free WAL append
+with ``synchronous=NORMAL``, still a syscall or two) dominates the cost of a small insert. Request
+threads hand their write to the writer and wait; the writer takes everything queued, runs it in
+one transaction and commits once, so N concurrent captures cost one commit. A caller is released
+only after the commit, which is what lets the capture URL answer 2xx only for durable requests.
+
+Several server processes may share one file: each has its own writer, and SQLite's file lock
+(with a busy timeout) serialises their transactions.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import queue
+import sqlite3
+import threading
+from collections.abc import Callable, Iterator
+from concurrent.futures import Future
+from importlib import resources
+from pathlib import Path
+from typing import Any, TypeVar
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+
+BUSY_TIMEOUT_MS = 10_000
+MAX_BATCH = 256
+
+
+class StorageError(RuntimeError):
+    """A database problem worth showing to the user as it is."""
+
+
+def _connect(path: Path) -> sqlite3.Connection:
+    conn = sqlite3.connect(
+        str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
+        check_same_thread=False,
+    )
+    conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
+    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute("PRAGMA foreign_keys = ON")
+    return conn
+
+
+def migrations() -> list[tuple[int, str, str]]:
+    """(version, name, sql) for every schema file shipped in storage/schema, in order."""
+    out = []
+    for entry in resources.files("inspector.storage").joinpath("schema").iterdir():
+        name = entry.name
+        if name.endswith(".sql") and name[:3].isdigit():
+            out.append((int(name[:3]), name, entry.read_text(encoding="utf-8")))
+    return sorted(out)
+
+
+def migrate(path: Path) -> int:
+    """Bring the schema up to date; safe to call from several processes at once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    conn = _connect(path)
+    try:
+        mode = conn.execute("PRAGMA journal_mode = WAL").fetchone()[0]
+        if mode.lower() != "wal":
+            raise StorageError(f"{path}: could not switch to WAL mode (got {mode})")
+        conn.execute("BEGIN IMMEDIATE")
+        try:
+            current = conn.execute("PRAGMA user_version").fetchone()[0]
+            for version, name, sql in migrations():
+                if version > current:
+                    log.info("applying migration %s", name)
+                    # executescript would commit our transaction; run statements one by one.
+                    for statement in _split_sql(sql):
+                        conn.execute(statement)
+                    conn.execute(f"PRAGMA user_version = {version}")
+                    current = version
+            conn.execute("COMMIT")
+        except BaseException:
+            conn.execute("ROLLBACK")
+            raise
+        return current
+    finally:
+        conn.close()
+
+
+def _split_sql(script: str) -> list[str]:
+    statements, buf = [], ""
+    for line in script.splitlines(keepends=True):
+        if line.lstrip().startswith("--"):
+            continue
+        buf += line
+        if sqlite3.complete_statement(buf):
+            statements.append(buf.strip())
+            buf = ""
+    if buf.strip():
+        statements.append(buf.strip())
+    return statements
+
+
+class _Job:
+    __slots__ = ("fn", "future")
+
+    def __init__(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
+        self.fn = fn
+        self.future: Future[Any] = Future()
+
+
+class Database:
+    """Owns the connections and the single writer of one SQLite file.
+
+    ``after_commit`` is called on the writer thread with the list of results of each committed
+    batch; the layer above uses it to wake live clients, so storage never imports the hub.
+    """
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        migrate(self.path)
+        self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
+        self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
+        self._all_readers: list[sqlite3.Connection] = []
+        self._lock = threading.Lock()
+        self._commit_hooks: list[Callable[[list[Any]], None]] = []
+        self._closed = False
+        self._writer_conn = _connect(self.path)
+        self._writer = threading.Thread(target=self._write_loop, name="sqlite-writer",
+                                        daemon=True)
+        self._writer.start()
+
+    # -- reading ------------------------------------------------------------------------------
+    @contextlib.contextmanager
+    def reader(self) -> Iterator[sqlite3.Connection]:
+        """A pooled read connection; threads come and go (Werkzeug), connections stay."""
+        try:
+            conn = self._readers.get_nowait()
+        except queue.Empty:
+            conn = _connect(self.path)
+            conn.execute("PRAGMA query_only = ON")
+            with self._lock:
+                self._all_readers.append(conn)
+        try:
+            yield conn
+        finally:
+            if conn.in_transaction:
+                conn.execute("ROLLBACK")
+            self._readers.put(conn)
+
+    def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
+        with self.reader() as conn:
+            return fn(conn)
+
+    # -- writing ------------------------------------------------------------------------------
+    def on_commit(self, hook: Callable[[list[Any]], None]) -> None:
+        self._commit_hooks.append(hook)
+
+    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> Future[T]:
+        if self._closed:
+            raise StorageError("database is closed")
+        job = _Job(fn)
+        self._queue.put(job)
+        return job.future
+
+    def write(self, fn: Callable[[sqlite3.Connection], T], timeout: float | None = 30) -> T:
+        """Run ``fn`` in the writer's next transaction and return once it is committed."""
+        return self.submit(fn).result(timeout)
+
+    def _write_loop(self) -> None:
+        conn = self._writer_conn
+        while True:
+            job = self._queue.get()
+            if job is None:
+                break
+            batch = [job]
+            stop = False
+            while len(batch) < MAX_BATCH:
+                try:
+                    more = self._queue.get_nowait()
+                except queue.Empty:
+                    break
+                if more is None:
+                    stop = True
+                    break
+                batch.append(more)
+            self._run_batch(conn, batch)
+            if stop:
+                break
+        conn.close()
+
+    def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
+        outcomes: list[tuple[_Job, bool, Any]] = []
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            for job in batch:
+                # A savepoint per job: one bad job fails alone, the batch still commits.
+                conn.execute("SAVEPOINT job")
+                try:
+                    result = job.fn(conn)
+                except BaseException as exc:  # noqa: BLE001 - handed to the waiting caller
+                    conn.execute("ROLLBACK TO job")
+                    conn.execute("RELEASE job")
+                    outcomes.append((job, False, exc))
+                else:
+                    conn.execute("RELEASE job")
+                    outcomes.append((job, True, result))
+            conn.execute("COMMIT")
+        except BaseException as exc:  # the commit itself failed: nobody's write is durable
+            log.exception("write batch failed")
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            for job in batch:
+                if not job.future.done():
+                    job.future.set_exception(StorageError(f"write failed: {exc}"))
+            return
+        committed = [result for _, ok, result in outcomes if ok]
+        for hook in self._commit_hooks:
+            try:
+                hook(committed)
+            except Exception:  # a broken listener must never lose or delay a write
+                log.exception("commit hook failed")
+        for job, ok, result in outcomes:
+            if ok:
+                job.future.set_result(result)
+            else:
+                job.future.set_exception(result)
+
+    def close(self) -> None:
+        if self._closed:
+            return
+        self._closed = True
+        self._queue.put(None)
+        self._writer.join(timeout=10)
+        with self._lock:
+            for conn in self._all_readers:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            self._all_readers.clear()

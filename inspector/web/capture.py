@@ -1,0 +1,163 @@
+"""The capture URLs, ``ANY /in/<bin>[/<path>]``: the hot path, kept as plain WSGI.
+
+Why not a Flask view: a capture must accept every method (WebDAV and made-up ones included),
+read the header list the server parsed (see rawheaders.py), and cost as little as possible per
+request. Routing it before Flask does all three; everything else goes on to the Flask app.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Iterable
+from typing import Any
+from urllib.parse import quote
+
+from ..rawheaders import raw_headers
+from ..storage import BinResponse, CaptureStore, NewCapture
+from ..storage.captures import BIN_NAME
+
+log = logging.getLogger(__name__)
+PREFIX = "/in/"
+READ_CHUNK = 64 * 1024
+
+StartResponse = Callable[..., Any]
+WSGIApp = Callable[[dict[str, Any], StartResponse], Iterable[bytes]]
+
+
+class BodyTooLarge(Exception):
+    pass
+
+
+def _json_response(start_response: StartResponse, status: str, payload: dict[str, Any],
+                   close: bool = False) -> list[bytes]:
+    body = json.dumps(payload).encode()
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+               ("Access-Control-Allow-Origin", "*")]
+    if close:
+        headers.append(("Connection", "close"))
+    start_response(status, headers)
+    return [body]
+
+
+def raw_target(environ: dict[str, Any]) -> tuple[str, str]:
+    """The request target's path and query exactly as the client sent them (not decoded)."""
+    uri = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    if uri:
+        if "://" in uri[:12]:  # absolute-form (a proxy-style request): drop scheme and authority
+            rest = uri.split("://", 1)[1]
+            uri = "/" + rest.split("/", 1)[1] if "/" in rest else "/"
+        path, _, query = uri.partition("?")
+        return path, query
+    path = quote(environ.get("SCRIPT_NAME", "") + environ.get("PATH_INFO", ""),
+                 safe="/;:@&=+$,!~*'()%")
+    return path, environ.get("QUERY_STRING", "")
+
+
+def read_body(environ: dict[str, Any], limit: int) -> bytes:
+    """The whole body, or BodyTooLarge as soon as it passes ``limit`` (nothing kept then)."""
+    stream = environ["wsgi.input"]
+    length = environ.get("CONTENT_LENGTH")
+    if length:
+        try:
+            n = int(length)
+        except ValueError:
+            n = -1
+        if n >= 0:
+            if n > limit:
+                raise BodyTooLarge
+            chunks, remaining = [], n
+            while remaining > 0:
+                chunk = stream.read(min(remaining, READ_CHUNK))
+                if not chunk:
+                    break
+                chunks.append(chunk)
+                remaining -= len(chunk)
+            return b"".join(chunks)
+    chunked = "chunked" in environ.get("HTTP_TRANSFER_ENCODING", "").lower()
+    if not (chunked or environ.get("wsgi.input_terminated")):
+        return b""
+    chunks, total = [], 0
+    while True:
+        chunk = stream.read(READ_CHUNK)
+        if not chunk:
+            break
+        total += len(chunk)
+        if total > limit:
+            raise BodyTooLarge
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+class CaptureMiddleware:
+    """Serves ``/in/…`` itself and hands every other request to the wrapped Flask app."""
+
+    def __init__(self, app: WSGIApp, store: CaptureStore, max_body: int,
+                 max_delay_s: float, after_capture: Callable[[Any], None] | None = None) -> None:
+        self.app = app
+        self.store = store
+        self.max_body = max_body
+        self.max_delay_s = max_delay_s
+        self.after_capture = after_capture
+
+    def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
+        if not environ.get("PATH_INFO", "").startswith(PREFIX):
+            return self.app(environ, start_response)
+        return self.capture(environ, start_response)
+
+    def capture(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
+        path, query = raw_target(environ)
+        rest = path[len(PREFIX):] if path.startswith(PREFIX) else path.split("/in/", 1)[-1]
+        bin_name, slash, sub = rest.partition("/")
+        if not BIN_NAME.fullmatch(bin_name):
+            return _json_response(start_response, "400 Bad Request", {
+                "error": f"invalid bin name {bin_name[:80]!r}: use 1-64 of A-Z a-z 0-9 _ -"})
+        try:
+            body = read_body(environ, self.max_body)
+        except BodyTooLarge:
+            return _json_response(start_response, "413 Content Too Large", {
+                "error": f"body exceeds the {self.max_body}-byte limit (--max-body); "
+                         "nothing was stored"}, close=True)
+        new = NewCapture(
+            bin=bin_name, method=environ["REQUEST_METHOD"], path=slash + sub, query=query,
+            headers=raw_headers(environ), body=body, remote_addr=environ.get("REMOTE_ADDR"),
+            tls=environ.get("inspector.tls") or (
+                "tls" if environ.get("wsgi.url_scheme") == "https" else None),
+        )
+        try:
+            stored = self.store.add(new)
+        except Exception:
+            log.exception("capture not stored")
+            return _json_response(start_response, "503 Service Unavailable",
+                                  {"error": "capture could not be stored; try again"})
+        if self.after_capture is not None:
+            try:
+                self.after_capture(stored.capture)
+            except Exception:
+                log.exception("after-capture hook failed")
+        return self.respond(start_response, stored.capture.id, stored.response)
+
+    def respond(self, start_response: StartResponse, capture_id: int,
+                response: BinResponse | None) -> list[bytes]:
+        if response is None:
+            return _json_response(start_response, "200 OK", {"ok": True, "id": capture_id})
+        if response.delay_ms:
+            time.sleep(min(response.delay_ms / 1000, self.max_delay_s))
+        body = (response.body or "").encode()
+        headers = [(k, v) for k, v in response.headers.items()
+                   if k.lower() not in ("content-length", "transfer-encoding", "connection")]
+        headers.append(("Content-Length", str(len(body))))
+        if not any(k.lower() == "content-type" for k, _ in headers):
+            headers.append(("Content-Type", "text/plain; charset=utf-8"))
+        start_response(f"{response.status} {_reason(response.status)}", headers)
+        return [body]
+
+
+def _reason(status: int) -> str:
+    from http import HTTPStatus
+
+    try:
+        return HTTPStatus(status).phrase
+    except ValueError:
+        return "Custom"
