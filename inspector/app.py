@@ -9,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from flask import Flask, Response, jsonify, request
+from werkzeug.exceptions import HTTPException
 
 from .config import Config
 from .live.hub import LiveHub
@@ -77,6 +78,14 @@ def create_app(config: Config | None = None, *, multiprocess: bool = False) -> F
             resp.headers.setdefault("Content-Security-Policy", CSP)
             resp.headers.setdefault("X-Frame-Options", "DENY")
         return resp
+
+    @app.errorhandler(HTTPException)
+    def _http_error(err: HTTPException) -> Any:
+        # Unmatched routes never reach a blueprint's handlers: answer API clients in JSON here.
+        if request.path.startswith(("/api/", "/vendors/")) or request.accept_mimetypes.best == \
+                "application/json":
+            return jsonify({"error": err.description or err.name}), err.code
+        return err
 
     @app.get("/healthz")
     def healthz() -> Response:

@@ -1,0 +1,144 @@
+"""The serve command as a user runs it: ready message, settings, port clash, Ctrl-C, SIGKILL."""
+
+from __future__ import annotations
+
+import os
+import signal
+import socket
+import sqlite3
+import subprocess
+import sys
+import threading
+import time
+
+import httpx
+import websocket
+
+from inspector.config import SETTINGS, Config
+
+from .conftest import free_port, start_cli_server, stop_process
+
+
+def test_help_lists_every_setting_with_its_env_var() -> None:
+    out = subprocess.run([sys.executable, "-m", "inspector", "serve", "--help"],
+                         capture_output=True, text=True, check=True).stdout
+    for s in SETTINGS:
+        assert s.option in out, s.name
+        assert s.envvar in out, s.name
+
+
+def test_readme_documents_every_setting() -> None:
+    from pathlib import Path
+
+    readme = (Path(__file__).resolve().parents[1] / "README.md").read_text()
+    for s in SETTINGS:
+        assert f"`{s.option}`" in readme and f"`{s.envvar}`" in readme, s.name
+
+
+def test_config_from_env_and_overrides(monkeypatch) -> None:
+    monkeypatch.setenv("INSPECTOR_PORT", "9999")
+    monkeypatch.setenv("INSPECTOR_STRICT_VENDOR_RULES", "yes")
+    monkeypatch.setenv("INSPECTOR_RETRY_SCALE", "0")
+    cfg = Config.from_env(max_body=5)
+    assert (cfg.port, cfg.strict_vendor_rules, cfg.retry_scale, cfg.max_body) == (
+        9999, True, 0.0, 5)
+    assert Config.from_env(port=1234).port == 1234  # a flag beats the environment
+    monkeypatch.setenv("INSPECTOR_PORT", "eighty")
+    try:
+        Config.from_env()
+    except ValueError as exc:
+        assert "INSPECTOR_PORT" in str(exc)
+    else:
+        raise AssertionError("bad env value accepted")
+
+
+def test_ready_message_env_settings_and_persistence(tmp_path) -> None:
+    port = free_port()
+    db = tmp_path / "env.db"
+    env = {"INSPECTOR_MAX_BODY": "10", "INSPECTOR_DB": str(db)}
+    cmd = [sys.executable, "-m", "inspector", "serve", "--port", str(port)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            env={**os.environ, **env}, start_new_session=True)
+    try:
+        lines = [proc.stdout.readline() for _ in range(3)]
+        assert "ready" in lines[0]
+        assert f"http://127.0.0.1:{port}/" in lines[1]
+        assert f"http://127.0.0.1:{port}/in/" in lines[2]
+        assert httpx.post(f"http://127.0.0.1:{port}/in/e", content=b"x" * 11).status_code == 413
+        assert httpx.post(f"http://127.0.0.1:{port}/in/e", content=b"x" * 10).status_code == 200
+    finally:
+        stop_process(proc)
+    assert db.exists()
+    rows = sqlite3.connect(db).execute("SELECT count(*) FROM captures").fetchone()[0]
+    assert rows == 1
+
+
+def test_port_in_use_is_one_clear_line(tmp_path) -> None:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        s.listen()
+        port = s.getsockname()[1]
+        r = subprocess.run([sys.executable, "-m", "inspector", "serve", "--port", str(port),
+                            "--db", str(tmp_path / "x.db")], capture_output=True, text=True,
+                           timeout=30)
+    assert r.returncode != 0
+    err = r.stderr.strip().splitlines()
+    assert len(err) == 1, r.stderr
+    assert str(port) in err[0] and "--port" in err[0]
+
+
+def test_ctrl_c_stops_within_two_seconds_with_websocket_open(tmp_path) -> None:
+    port = free_port()
+    proc = start_cli_server(tmp_path / "c.db", port, "--server", "gunicorn")
+    ws = websocket.create_connection(f"ws://127.0.0.1:{port}/ws", timeout=5,
+                                     origin=f"http://127.0.0.1:{port}")
+    ws.recv()
+    t0 = time.monotonic()
+    os.killpg(proc.pid, signal.SIGINT)
+    proc.wait(timeout=10)
+    assert time.monotonic() - t0 < 2.0
+    ws.close()
+
+
+def test_sigkill_mid_load_loses_no_acknowledged_request(tmp_path) -> None:
+    """Every request answered 2xx is in the database after a SIGKILL and a restart."""
+    port = free_port()
+    db = tmp_path / "crash.db"
+    proc = start_cli_server(db, port, "--server", "gunicorn")
+    acked: list[bytes] = []
+    lock = threading.Lock()
+    stop = threading.Event()
+
+    def load(worker: int) -> None:
+        with httpx.Client(timeout=5) as client:
+            n = 0
+            while not stop.is_set():
+                body = f"w{worker}-{n}".encode()
+                n += 1
+                try:
+                    r = client.post(f"http://127.0.0.1:{port}/in/crash", content=body)
+                except httpx.HTTPError:
+                    continue
+                if r.status_code == 200:
+                    with lock:
+                        acked.append(body)
+
+    threads = [threading.Thread(target=load, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    time.sleep(1.5)
+    os.killpg(proc.pid, signal.SIGKILL)  # master and worker, mid-load
+    proc.wait()
+    stop.set()
+    for t in threads:
+        t.join()
+    assert len(acked) > 100
+    proc = start_cli_server(db, port, "--server", "gunicorn")
+    try:
+        stop_process(proc)
+    finally:
+        pass
+    con = sqlite3.connect(db)
+    kept = {bytes(r[0]) for r in con.execute("SELECT body FROM captures WHERE bin = 'crash'")}
+    missing = [b for b in acked if b not in kept]
+    assert not missing, f"{len(missing)} acknowledged requests lost, e.g. {missing[:3]}"
