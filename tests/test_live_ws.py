@@ -137,9 +137,8 @@ def test_multiple_workers_every_client_sees_every_capture_once(tmp_path) -> None
     try:
         clients = [ws_connect(base, "bin=mw") for _ in range(6)]  # spread over both workers
         ids = []
-        with httpx.Client() as client:  # new connections land on either worker
-            for _ in range(60):
-                ids.append(httpx.post(base + "/in/mw", content=b"x").json()["id"])
+        for _ in range(60):  # a new connection each time: they land on either worker
+            ids.append(httpx.post(base + "/in/mw", content=b"x").json()["id"])
         for ws in clients:
             assert [c["id"] for c in recv_captures(ws, len(ids))] == sorted(ids)
             ws.close()
