@@ -105,11 +105,52 @@ def _serve_werkzeug(config: Config, on_ready: Callable[[str], None] | None) -> N
         app.extensions["inspector"].close()
 
 
-def _serve_gunicorn(config: Config, on_ready: Callable[[str], None] | None) -> None:
-    from gunicorn.app.base import BaseApplication
-
+def gunicorn_options(config: Config, **hooks: Any) -> dict[str, Any]:
+    """gunicorn settings for a capture tool (see the module docstring for why each)."""
     from .rawheaders import gunicorn_pre_request
 
+    host = config.host.strip("[]")
+    bind = f"[{host}]:{config.port}" if ":" in host else f"{host}:{config.port}"
+    return {
+        "bind": [bind],
+        "workers": config.workers,
+        "threads": config.threads,
+        "worker_class": "gthread",
+        "graceful_timeout": 1,
+        "timeout": 60,
+        "keepalive": 5,
+        "errorlog": "-",
+        "loglevel": "warning",
+        "limit_request_line": 0,
+        "limit_request_field_size": 0,
+        "limit_request_fields": 1000,
+        "header_map": "dangerous",
+        "forwarded_allow_ips": "",
+        "proc_name": "webhook-inspector",
+        "pre_request": gunicorn_pre_request,
+        "control_socket_disable": True,  # gunicorn 27: two instances would share one socket
+        **hooks,
+    }
+
+
+def run_gunicorn(options: dict[str, Any], load: Callable[[], Any]) -> None:
+    """Run gunicorn in this process with ``options``; ``load`` builds the app in each worker."""
+    from gunicorn.app.base import BaseApplication
+
+    class InspectorApplication(BaseApplication):  # type: ignore[misc]
+        def load_config(self) -> None:
+            for key, value in options.items():
+                if key in self.cfg.settings and value is not None:
+                    self.cfg.set(key, value)
+
+        def load(self) -> Any:
+            return load()
+
+    sys.argv = sys.argv[:1]  # gunicorn would otherwise parse our CLI's arguments
+    InspectorApplication().run()
+
+
+def _serve_gunicorn(config: Config, on_ready: Callable[[str], None] | None) -> None:
     multiprocess = config.workers > 1
 
     def when_ready(server: Any) -> None:
@@ -122,45 +163,12 @@ def _serve_gunicorn(config: Config, on_ready: Callable[[str], None] | None) -> N
             with contextlib.suppress(Exception):
                 svc.close()
 
-    options: dict[str, Any] = {
-        "bind": [f"{config.host}:{config.port}" if ":" not in config.host
-                 else f"[{config.host.strip('[]')}]:{config.port}"],
-        "workers": config.workers,
-        "threads": config.threads,
-        "worker_class": "gthread",
-        "graceful_timeout": 1,
-        "timeout": 60,
-        "keepalive": 5,
-        "accesslog": None,
-        "errorlog": "-",
-        "loglevel": "warning",
-        "limit_request_line": 0,
-        "limit_request_field_size": 0,
-        "limit_request_fields": 1000,
-        "header_map": "dangerous",
-        "forwarded_allow_ips": "",
-        "proc_name": "webhook-inspector",
-        "pre_request": gunicorn_pre_request,
-        "when_ready": when_ready,
-        "worker_exit": worker_exit,
-        "control_socket_disable": True,
-    }
+    def load() -> Any:
+        from .app import create_app
 
-    class InspectorApplication(BaseApplication):  # type: ignore[misc]
-        def load_config(self) -> None:
-            for key, value in options.items():
-                if key in self.cfg.settings and value is not None:
-                    self.cfg.set(key, value)
-                elif key == "accesslog":
-                    continue
+        return create_app(config, multiprocess=multiprocess)
 
-        def load(self) -> Any:
-            from .app import create_app
-
-            return create_app(config, multiprocess=multiprocess)
-
-    sys.argv = sys.argv[:1]  # gunicorn would otherwise parse our CLI's arguments
-    InspectorApplication().run()
+    run_gunicorn(gunicorn_options(config, when_ready=when_ready, worker_exit=worker_exit), load)
 
 
 class ServerThread:
