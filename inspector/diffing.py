@@ -80,12 +80,13 @@ class RequestParts:
         content_type = capture.get("content_type")
         if content_type is None:
             content_type = next((v for n, v in headers if n.lower() == "content-type"), None)
+        body = capture.get("body") or b""
         return cls(
             method=capture.get("method", ""),
             path=capture.get("path", ""),
             query=capture.get("query") or "",
             headers=headers,
-            body=bytes(capture.get("body") or b""),
+            body=body.encode("utf-8") if isinstance(body, str) else bytes(body),
             content_type=content_type,
         )
 

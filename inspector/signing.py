@@ -59,6 +59,13 @@ class Verification:
     ``valid`` is the verdict a strict receiver would reach. ``digest_matches`` is reported on its
     own because the most common replay failure is a correct signature with a stale timestamp, and
     the user needs to see that the secret and body were right.
+
+    ``signed_string`` is the exact input to the HMAC (invalid UTF-8 shown as ``\\xNN``);
+    ``expected`` is our digest and ``received`` the sender's, both in the scheme's own encoding
+    (hex or base64) without prefixes such as ``sha256=`` or ``v1,``; several received digests
+    (Standard Webhooks or Stripe during key rotation) are joined with spaces. ``age_seconds`` is
+    ``now - timestamp`` (negative when the sender's clock is ahead); the tolerance applies both
+    ways.
     """
 
     scheme: str
