@@ -2,72 +2,90 @@
 
 The database is the source of truth. A commit (in this process, or in another worker process,
 see notify.py) only *wakes* the hub; one pump thread then reads every capture above the last id
-it has seen, once for all clients, and hands each client the ones of its bin. Ids grow in
-commit order across processes (SQLite serialises writers), so reading ``id > last`` after a
-wake can never skip one that commits later with a smaller id.
+it has seen, once for all clients. Ids grow in commit order across processes (SQLite serialises
+writers), so reading ``id > last`` after a wake can never skip one that commits later with a
+smaller id.
 
-Each client has a bounded queue. A client that falls behind does not slow anything: its queue is
-dropped and it is marked to resynchronise, and its own thread then pages through the database
-from the last id it sent. The hub does no work while nobody listens.
+Each client is in one of two modes:
+
+* ``direct``: the pump encodes each capture's websocket frame once and writes the frames of a
+  batch to every direct client with one non-blocking send. No per-client thread wakes up, so
+  twenty clients cost little more than one.
+* ``catchup``: the client's own thread pages through the database from its cursor (the backlog
+  after ``after=``, or after falling behind) and sends with blocking writes; the pump only wakes
+  it. A client whose socket cannot take a batch at once drops to catch-up, so a slow or stalled
+  client never delays the pump or capture.
+
+A client's ``cursor`` is the id up to which every capture has been sent to it or was not for it.
+Switching back to direct happens under the client's lock and only once its cursor has reached
+what the pump has published, which is what makes the hand-over free of gaps and duplicates.
 """
 
 from __future__ import annotations
 
 import logging
+import socket
+import ssl
 import threading
-from collections import deque
+from collections.abc import Callable
 from typing import Any
 
 from ..storage import Capture, CaptureStore
+from .frames import capture_message, text_frame
 
 log = logging.getLogger(__name__)
 PAGE = 500
 
 
 class Subscriber:
-    """One live client's mailbox."""
+    """One live client: its bin filter, its cursor, and how to reach its socket."""
 
-    def __init__(self, bin_name: str | None, max_queue: int) -> None:
+    def __init__(self, bin_name: str | None, cursor: int, sock: socket.socket | None) -> None:
         self.bin = bin_name
-        self.max_queue = max_queue
-        self.items: deque[Capture] = deque()
-        self.resync = False
-        self.event = threading.Event()
+        self.cursor = cursor
+        # Direct sends need per-call non-blocking writes on a plain socket (not TLS).
+        self.sock = sock if sock is not None and not isinstance(sock, ssl.SSLSocket) else None
+        self.mode = "catchup"
+        self.remainder = b""  # bytes of a frame the pump could only partly write
+        self.dead = False
         self.lock = threading.Lock()
+        self.event = threading.Event()
 
-    def offer(self, captures: list[Capture]) -> None:
-        mine = [c for c in captures if self.bin is None or c.bin == self.bin]
-        if not mine:
-            return
+    def wants(self, cap: Capture) -> bool:
+        return cap.id > self.cursor and (self.bin is None or cap.bin == self.bin)
+
+    def push(self, frames: list[tuple[Capture, bytes]], upto: int) -> None:
+        """Called by the pump with the batch up to id ``upto``."""
         with self.lock:
-            if self.resync or len(self.items) + len(mine) > self.max_queue:
-                self.items.clear()
-                self.resync = True
-            else:
-                self.items.extend(mine)
-        self.event.set()
-
-    def take(self) -> tuple[list[Capture], bool]:
-        """What arrived since the last call, and whether the client must resync from the DB."""
-        with self.lock:
-            items = list(self.items)
-            self.items.clear()
-            resync, self.resync = self.resync, False
-            self.event.clear()
-        return items, resync
-
-    def wait(self, timeout: float) -> bool:
-        return self.event.wait(timeout)
+            if self.mode != "direct" or self.sock is None:
+                self.event.set()
+                return
+            data = b"".join(f for cap, f in frames if self.wants(cap))
+            if data:
+                try:
+                    sent = self.sock.send(data, socket.MSG_DONTWAIT)
+                except (BlockingIOError, InterruptedError):
+                    sent = 0
+                except OSError:
+                    self.dead = True
+                    self.mode = "catchup"
+                    self.event.set()
+                    return
+                if sent < len(data):
+                    self.remainder = data[sent:]
+                    self.mode = "catchup"
+                    self.event.set()
+            self.cursor = max(self.cursor, upto)
 
 
 class LiveHub:
-    def __init__(self, store: CaptureStore, max_queue: int = 1000) -> None:
+    def __init__(self, store: CaptureStore) -> None:
         self.store = store
-        self.max_queue = max_queue
         self._subs: set[Subscriber] = set()
         self._lock = threading.Lock()
         self._wake = threading.Event()
-        self._last: int | None = None
+        self._last: int | None = None  # last id read by the pump
+        self.published = 0  # ids up to here have been handed to every subscriber (or are being)
         self._thread: threading.Thread | None = None
         self._stopped = False
 
@@ -80,11 +98,14 @@ class LiveHub:
         if self._subs:
             self._wake.set()
 
-    def subscribe(self, bin_name: str | None) -> Subscriber:
-        sub = Subscriber(bin_name, self.max_queue)
+    def subscribe(self, bin_name: str | None, after: int | None,
+                  sock: socket.socket | None) -> Subscriber:
         with self._lock:
             if self._last is None:
                 self._last = self.store.max_id()
+                self.published = self._last
+            cursor = after if after is not None else self.published
+            sub = Subscriber(bin_name, cursor, sock)
             self._subs.add(sub)
             if self._thread is None:
                 self._thread = threading.Thread(target=self._pump, name="live-hub", daemon=True)
@@ -100,6 +121,34 @@ class LiveHub:
         self._stopped = True
         self._wake.set()
 
+    def pause(self, sub: Subscriber) -> None:
+        """Take a client out of direct mode so its own thread may write to its socket."""
+        with sub.lock:
+            sub.mode = "catchup"
+
+    def catch_up(self, sub: Subscriber, send: Callable[[bytes], None],
+                 then: bytes = b"") -> None:
+        """On the client's own thread (in catch-up mode): send from the database until the
+        client is current, then ``then`` (a hello or a ping), then hand it back to the pump."""
+        with sub.lock:
+            remainder, sub.remainder = sub.remainder, b""
+        if remainder:
+            send(remainder)
+        while True:
+            caps, horizon = self.store.after_with_horizon(sub.cursor, sub.bin, limit=PAGE)
+            if caps:
+                send(b"".join(text_frame(capture_message(c)) for c in caps))
+            with sub.lock:
+                sub.cursor = max(sub.cursor, horizon)
+                if sub.cursor >= self.published and not then:
+                    if sub.sock is not None:
+                        sub.mode = "direct"
+                    sub.event.clear()
+                    return
+            if then and sub.cursor >= self.published:
+                send(then)
+                then = b""
+
     def _pump(self) -> None:
         while not self._stopped:
             self._wake.wait()
@@ -111,14 +160,17 @@ class LiveHub:
                 if not subs:
                     self._last = None  # re-read max_id when someone subscribes again
                     continue
-                last = self._last
+                last = self._last or 0
             try:
                 while True:
-                    caps = self.store.after(last or 0, limit=PAGE)
-                    if caps:
-                        last = caps[-1].id
-                        for sub in subs:
-                            sub.offer(caps)
+                    caps = self.store.after(last, limit=PAGE)
+                    if not caps:
+                        break
+                    last = caps[-1].id
+                    self.published = last
+                    frames = [(c, text_frame(capture_message(c))) for c in caps]
+                    for sub in subs:
+                        sub.push(frames, last)
                     if len(caps) < PAGE:
                         break
             except Exception:

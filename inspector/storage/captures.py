@@ -285,6 +285,29 @@ class CaptureStore:
         rows = self.db.read(lambda c: c.execute(sql, args).fetchall())
         return [_row_to_capture(r) for r in rows]
 
+    def after_with_horizon(self, after_id: int, bin_name: str | None, limit: int
+                           ) -> tuple[list[Capture], int]:
+        """Like :meth:`after`, plus the id up to which the answer is complete: the newest id
+        in the same snapshot when the page was not full, so a client filtered to a quiet bin
+        can still move its cursor past other bins' captures."""
+        def run(conn: sqlite3.Connection) -> tuple[list[Capture], int]:
+            conn.execute("BEGIN")
+            try:
+                sql = f"SELECT {SUMMARY_COLUMNS} FROM captures WHERE id > ?"
+                args: list[Any] = [after_id]
+                if bin_name:
+                    sql += " AND bin = ?"
+                    args.append(bin_name)
+                rows = conn.execute(sql + " ORDER BY id LIMIT ?", (*args, limit)).fetchall()
+                caps = [_row_to_capture(r) for r in rows]
+                if len(caps) == limit:
+                    return caps, caps[-1].id
+                top = conn.execute("SELECT COALESCE(MAX(id), 0) FROM captures").fetchone()[0]
+                return caps, max(top, after_id)
+            finally:
+                conn.execute("COMMIT")
+        return self.db.read(run)
+
     def max_id(self) -> int:
         return self.db.read(lambda c: c.execute(
             "SELECT COALESCE(MAX(id), 0) FROM captures").fetchone()[0])
