@@ -1,4 +1,4 @@
-"""Dotted JSON paths: `sender.email`, `items[0].id`, `data[*].id`, `.created_at`.
+"""Dotted JSON paths: `sender.email`, `items[0].id`, `items[-1].id`, `data[*].id`, `.created_at`.
 
 One syntax is shared by overrides (`--set sender.email=x`), template references
 (`{{ ref sender.id }}`) and provenance notes (`fields: {sender.dob: …}`), so a fixture author and
@@ -17,7 +17,7 @@ WILDCARD = "*"
 """Segment meaning "every item of this list" (references and provenance only)."""
 
 Segment = str | int
-_SEGMENT = re.compile(r"([^.\[\]]+)|\[(\d+|\*)\]")
+_SEGMENT = re.compile(r"([^.\[\]]+)|\[(-?\d+|\*)\]")
 
 
 class PathError(ValueError):
@@ -98,7 +98,8 @@ def get_at(value: Any, segments: tuple[Segment, ...]) -> Any:
     current = value
     for i, seg in enumerate(segments):
         ok = (isinstance(current, dict) and isinstance(seg, str) and seg in current) or (
-            isinstance(current, list) and isinstance(seg, int) and seg < len(current))
+            isinstance(current, list) and isinstance(seg, int)
+            and -len(current) <= seg < len(current))
         if not ok:
             raise PathError(_describe_miss(current, seg, format_path(segments[:i])))
         current = current[seg]  # type: ignore[index]
