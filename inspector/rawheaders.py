@@ -20,15 +20,30 @@ from typing import Any
 from werkzeug.serving import WSGIRequestHandler
 
 ENVIRON_KEY = "inspector.raw_headers"
+RAW_TARGET_KEY = "inspector.raw_target"
 _local = threading.local()
 
 
 class RawHeadersRequestHandler(WSGIRequestHandler):
     """Werkzeug request handler that keeps the raw header list and stays quiet per request."""
 
+    def parse_request(self) -> bool:
+        if not super().parse_request():
+            return False
+        # http.client stops at the first line that is not a header and treats the rest of the
+        # head as a body: later headers (Content-Length among them) would vanish silently.
+        # gunicorn answers such a request 400; so do we.
+        if self.headers.defects or self.headers.get_payload():
+            self.send_error(400, "Bad Request", "malformed header line")
+            return False
+        return True
+
     def make_environ(self) -> dict[str, Any]:
         environ = super().make_environ()
         environ[ENVIRON_KEY] = [(k, v) for k, v in self.headers.items()]
+        # http.server decoded the request line as Latin-1; Werkzeug then re-encodes it as
+        # UTF-8 for REQUEST_URI, mangling raw non-ASCII bytes. Keep the undamaged form.
+        environ[RAW_TARGET_KEY] = self.path
         return environ
 
     def log_request(self, code: int | str = "-", size: int | str = "-") -> None:

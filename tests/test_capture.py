@@ -169,6 +169,8 @@ def test_configured_response(make_server) -> None:
     assert ans.text == "short and stout"
     assert ans.elapsed.total_seconds() >= 0.25
     assert httpx.get(srv.url + "/api/bins/conf").json()["bin"]["count"] == 1
+    (summary,) = httpx.get(srv.url + "/api/captures?bin=conf").json()["captures"]
+    assert summary["status"] == 418  # what was answered is kept with the capture
     bad = httpx.put(url, json={"status": 99})
     assert bad.status_code == 422 and "status" in bad.json()["error"]
     bad = httpx.put(url, json={"headers": {"X\r\nInjected": "1"}})
@@ -183,3 +185,24 @@ def test_remote_addr_and_timestamp(server: Served) -> None:
     assert cap["remote_addr"] == "127.0.0.1"
     date, _, time_part = cap["received_at"].partition("T")
     assert len(date) == 10 and time_part.endswith("Z") and len(time_part.split(".")[1]) == 7
+
+
+def test_malformed_header_line_is_refused_not_truncated(any_server: Served) -> None:
+    before = len(any_server.get("/api/captures?bin=malformed").json()["captures"])
+    resp = any_server.raw(b"POST /in/malformed HTTP/1.1\r\nHost: h\r\nX-Ok: 1\r\n"
+                          b"<img src=x onerror=alert(1)>: v\r\nContent-Length: 4\r\n"
+                          b"Connection: close\r\n\r\nbody")
+    assert resp.status == 400
+    assert len(any_server.get("/api/captures?bin=malformed").json()["captures"]) == before
+
+
+def test_raw_non_ascii_bytes_in_target_are_kept_as_escapes(any_server: Served) -> None:
+    resp = any_server.raw(b"GET /in/utf/caf\xc3\xa9?q=\xc3\xa9&r=%C3%A9 HTTP/1.1\r\nHost: h\r\n"
+                          b"Connection: close\r\n\r\n")
+    if any_server.kind == "gunicorn":
+        assert resp.status == 400  # gunicorn refuses a request line that isn't ASCII (RFC 9112)
+        return
+    assert resp.status == 200
+    cap = fetch(any_server, resp.json()["id"])
+    assert cap["path"] == "/caf%C3%A9"
+    assert cap["query"] == "q=%C3%A9&r=%C3%A9"

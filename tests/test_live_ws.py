@@ -144,3 +144,14 @@ def test_multiple_workers_every_client_sees_every_capture_once(tmp_path) -> None
             ws.close()
     finally:
         stop_process(proc)
+
+
+def test_stopping_the_server_closes_live_connections(make_server) -> None:
+    srv = make_server()
+    client = ws_connect(srv.url, "bin=bye")
+    srv.stop()
+    client.settimeout(5)
+    with pytest.raises((websocket.WebSocketConnectionClosedException, ConnectionError)):
+        while True:
+            if client.ws.recv() == "":
+                raise websocket.WebSocketConnectionClosedException("closed")

@@ -90,6 +90,10 @@ class LiveHub:
         self._stopped = False
 
     @property
+    def closed(self) -> bool:
+        return self._stopped
+
+    @property
     def subscriber_count(self) -> int:
         return len(self._subs)
 
@@ -118,8 +122,12 @@ class LiveHub:
             self._subs.discard(sub)
 
     def close(self) -> None:
+        """Stop the pump and tell every client's thread to end its connection."""
         self._stopped = True
         self._wake.set()
+        with self._lock:
+            for sub in self._subs:
+                sub.event.set()
 
     def pause(self, sub: Subscriber) -> None:
         """Take a client out of direct mode so its own thread may write to its socket."""

@@ -13,7 +13,8 @@ from typing import Any
 from .db import Database
 
 BIN_NAME = re.compile(r"[A-Za-z0-9_-]{1,64}")
-SUMMARY_COLUMNS = "id, bin, method, path, query, content_type, size, received_at, remote_addr, tls"
+SUMMARY_COLUMNS = ("id, bin, method, path, query, content_type, size, received_at, remote_addr,"
+                   " tls, status")
 
 
 def utc_now() -> str:
@@ -60,6 +61,7 @@ class Capture:
     received_at: str
     remote_addr: str | None
     tls: str | None
+    status: int | None = None  # what the capture URL answered
     headers: list[list[str]] | None = None
     body: bytes | None = None
 
@@ -68,7 +70,7 @@ class Capture:
         return {
             "id": self.id, "bin": self.bin, "method": self.method, "path": self.path,
             "query": self.query, "content_type": self.content_type, "size": self.size,
-            "received_at": self.received_at,
+            "received_at": self.received_at, "status": self.status,
         }
 
     def to_dict(self) -> dict[str, Any]:
@@ -122,11 +124,14 @@ class Page:
     next: int | None
 
 
+_N_SUMMARY = SUMMARY_COLUMNS.count(",") + 1
+
+
 def _row_to_capture(row: sqlite3.Row | tuple, full: bool = False) -> Capture:
-    cap = Capture(*row[:10])
+    cap = Capture(*row[:_N_SUMMARY])
     if full:
-        cap.headers = json.loads(row[10])
-        cap.body = bytes(row[11])
+        cap.headers = json.loads(row[_N_SUMMARY])
+        cap.body = bytes(row[_N_SUMMARY + 1])
     return cap
 
 
@@ -147,31 +152,31 @@ class CaptureStore:
         return self.db.write(lambda conn: self._insert(conn, new))
 
     def _insert(self, conn: sqlite3.Connection, new: NewCapture) -> Stored:
-        content_type = new.content_type
-        headers_json = json.dumps(new.headers, ensure_ascii=False, separators=(",", ":"))
-        cur = conn.execute(
-            "INSERT INTO captures (bin, method, path, query, content_type, size, remote_addr,"
-            " received_at, tls, headers, body) VALUES (?,?,?,?,?,?,?,?,?,?,?)",
-            (new.bin, new.method, new.path, new.query, content_type, len(new.body),
-             new.remote_addr, new.received_at, new.tls, headers_json, new.body),
-        )
-        cap_id = cur.lastrowid
-        cur = conn.execute(
+        # The bin first: its configured answer decides the status stored with the capture.
+        row = conn.execute(
             "UPDATE bins SET count = count + 1, last_at = ? WHERE name = ?"
             " RETURNING count, response",
             (new.received_at, new.bin),
-        )
-        row = cur.fetchone()
+        ).fetchone()
         if row is None:
             conn.execute("INSERT INTO bins (name, created_at, count, last_at) VALUES (?,?,1,?)",
                          (new.bin, new.received_at, new.received_at))
             count, response = 1, None
         else:
             count, response = row[0], BinResponse.from_json(row[1])
+        status = response.status if response else 200
+        content_type = new.content_type
+        headers_json = json.dumps(new.headers, ensure_ascii=False, separators=(",", ":"))
+        cap_id = conn.execute(
+            "INSERT INTO captures (bin, method, path, query, content_type, size, remote_addr,"
+            " received_at, tls, status, headers, body) VALUES (?,?,?,?,?,?,?,?,?,?,?,?)",
+            (new.bin, new.method, new.path, new.query, content_type, len(new.body),
+             new.remote_addr, new.received_at, new.tls, status, headers_json, new.body),
+        ).lastrowid
         if count > self.max_captures:
             self._prune(conn, new.bin, count - self.max_captures)
         cap = Capture(cap_id, new.bin, new.method, new.path, new.query, content_type,
-                      len(new.body), new.received_at, new.remote_addr, new.tls)
+                      len(new.body), new.received_at, new.remote_addr, new.tls, status)
         return Stored(cap, response)
 
     @staticmethod

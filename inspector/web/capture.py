@@ -14,7 +14,7 @@ from collections.abc import Callable, Iterable
 from typing import Any
 from urllib.parse import quote
 
-from ..rawheaders import raw_headers
+from ..rawheaders import RAW_TARGET_KEY, raw_headers
 from ..storage import BinResponse, CaptureStore, NewCapture
 from ..storage.captures import BIN_NAME
 
@@ -41,10 +41,20 @@ def _json_response(start_response: StartResponse, status: str, payload: dict[str
     return [body]
 
 
+def _ascii_target(uri: str) -> str:
+    """The target as ASCII: raw non-ASCII bytes (sent unencoded by some clients) become
+    %XX escapes, which is lossless and replays as the same bytes. ``uri`` holds the bytes
+    as Latin-1 characters, as WSGI servers hand them over."""
+    if uri.isascii():
+        return uri
+    return "".join(c if ord(c) < 0x80 else f"%{ord(c):02X}" for c in uri)
+
+
 def raw_target(environ: dict[str, Any]) -> tuple[str, str]:
     """The request target's path and query exactly as the client sent them (not decoded)."""
-    uri = environ.get("RAW_URI") or environ.get("REQUEST_URI")
+    uri = environ.get(RAW_TARGET_KEY) or environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if uri:
+        uri = _ascii_target(uri)
         if "://" in uri[:12]:  # absolute-form (a proxy-style request): drop scheme and authority
             rest = uri.split("://", 1)[1]
             uri = "/" + rest.split("/", 1)[1] if "/" in rest else "/"

@@ -45,7 +45,7 @@ def live(ws) -> None:  # noqa: ANN001 - flask-sock's server object
         hub.catch_up(sub, send, then=text_frame(json.dumps(
             {"type": "hello", "last_id": sub.cursor, "bin": bin_name})))
         last_ping = time.monotonic()
-        while ws.connected and not sub.dead:
+        while ws.connected and not sub.dead and not hub.closed:
             if sub.event.wait(timeout=1.0) and sub.mode == "catchup":
                 hub.catch_up(sub, send)
             # Drain what the client sent (its own pings); notices a closed socket too.
