@@ -47,3 +47,237 @@ def serve(**values: Any) -> None:
     except PortInUse as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
+
+
+# -- the mock provider ----------------------------------------------------------------------------
+def _catalog() -> Any:
+    from .provider import default_catalog
+
+    return default_catalog()
+
+
+def _vendor_event(vendor: str, event: str) -> Any:
+    """The vendor, after checking the event exists; exit 2 naming whichever is unknown."""
+    from .provider import UnknownEventError, UnknownVendorError
+
+    try:
+        v = _catalog().vendor(vendor)
+        v.event(event)
+    except (UnknownVendorError, UnknownEventError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    return v
+
+
+def _overrides(sets: tuple[str, ...]) -> dict[str, object]:
+    from .provider import OverrideError, parse_set_args
+
+    try:
+        return parse_set_args(sets)
+    except OverrideError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
+@main.command()
+@click.option("--json", "as_json", is_flag=True, help="Print GET /api/vendors' JSON instead.")
+def vendors(as_json: bool) -> None:
+    """List the vendors the mock provider imitates and the events each sends."""
+    import json
+
+    catalog = _catalog()
+    if as_json:
+        click.echo(json.dumps(catalog.to_public(), indent=2, ensure_ascii=False))
+        return
+    for v in catalog.vendors.values():
+        rules = [f"signing: {v.signing}", "/".join(v.methods)]
+        if v.https_only:
+            rules.append("https only")
+        if v.attempts > 1:
+            rules.append(f"{v.attempts} attempts")
+        click.echo(f"{v.id}  {v.name}  ({', '.join(rules)})")
+        for name, ev in v.events.items():
+            click.echo(f"  {name}" + (f"  {ev.description}" if ev.description else ""))
+    if catalog.errors:
+        click.echo(f"({len(catalog.errors)} fixture problem(s): run "
+                   "'webhook-inspector fixtures check')", err=True)
+
+
+@main.command()
+@click.argument("vendor")
+@click.argument("event")
+@click.option("--seed", type=int, help="Same seed (and --set values) -> the same body bytes.")
+@click.option("--secret", help="Signing secret (default: the vendor's documented demo secret).")
+@click.option("--method", help="HTTP method, where the vendor offers several (e.g. GET).")
+@click.option("--set", "sets", multiple=True, metavar="PATH=VALUE",
+              help="Override a payload field, e.g. --set sender.email=a@b.c (repeatable).")
+@click.option("--json", "as_json", is_flag=True, help="Print the sample API's JSON instead.")
+def sample(vendor: str, event: str, seed: int | None, secret: str | None, method: str | None,
+           sets: tuple[str, ...], as_json: bool) -> None:
+    """Print the request VENDOR would send for EVENT (method, URL parameters, headers with a
+    signature made now, body), without sending it."""
+    import json
+    import time
+
+    from .delivery import preview
+    from .delivery.report import format_request
+    from .provider import ProviderError
+
+    v = _vendor_event(vendor, event)
+    overrides = _overrides(sets)
+    try:
+        rendered, prepared = preview(v, event, timestamp=int(time.time()), seed=seed,
+                                     secret=secret, method=method, overrides=overrides)
+    except ProviderError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    if as_json:
+        click.echo(json.dumps({**prepared.to_public(), "seed": rendered.seed}, indent=2,
+                              ensure_ascii=False))
+        return
+    click.echo(format_request(prepared.method, prepared.url_params, prepared.headers,
+                              prepared.body))
+
+
+@main.command()
+@click.argument("vendor")
+@click.argument("event")
+@click.option("--to", "url", required=True, help="Target URL (e.g. http://127.0.0.1:8787/in/demo).")
+@click.option("--seed", type=int, help="Same seed (and --set values) -> the same body bytes.")
+@click.option("--secret", help="Signing secret (default: the vendor's documented demo secret).")
+@click.option("--method", help="HTTP method, where the vendor offers several (e.g. GET).")
+@click.option("--set", "sets", multiple=True, metavar="PATH=VALUE",
+              help="Override a payload field, e.g. --set sender.email=a@b.c (repeatable).")
+@click.option("--retry-scale", type=float, default=None, envvar="INSPECTOR_RETRY_SCALE",
+              show_envvar=True, help="Multiply the vendor's retry delays; 0 retries at once.")
+@click.option("--strict-vendor-rules", is_flag=True, default=None,
+              envvar="INSPECTOR_STRICT_VENDOR_RULES", show_envvar=True,
+              help="Refuse what the vendor would refuse (e.g. http:// for Audian).")
+@click.option("--timeout", type=float, help="Seconds per attempt (default: the vendor's).")
+@click.option("--db", envvar="INSPECTOR_DB", show_envvar=True,
+              help="Database to log the delivery in (default: the server's default database, "
+                   "so it shows in the UI).")
+@click.option("-v", "--verbose", is_flag=True, help="Also print each attempt's request "
+              "headers and the response.")
+def send(vendor: str, event: str, url: str, seed: int | None, secret: str | None,
+         method: str | None, sets: tuple[str, ...], retry_scale: float | None,
+         strict_vendor_rules: bool | None, timeout: float | None, db: str | None,
+         verbose: bool) -> None:
+    """Send VENDOR's EVENT to --to URL as the vendor would (signature, headers, retries),
+    print each attempt, and exit 0 only if it was delivered (1 if it failed, 2 for bad input).
+    Needs no running server."""
+    import threading
+
+    from .delivery import DeliveryEngine, TargetRefused
+    from .delivery.report import format_attempt, format_outcome
+    from .provider import ProviderError
+    from .storage import Database
+
+    v = _vendor_event(vendor, event)
+    overrides = _overrides(sets)
+    config = Config.from_env(retry_scale=retry_scale, strict_vendor_rules=strict_vendor_rules,
+                             db=db)
+    database = Database(config.db_path)
+    engine = DeliveryEngine(database, catalog=_catalog(), retry_scale=config.retry_scale,
+                            strict_vendor_rules=config.strict_vendor_rules)
+    printed = 0
+    lock = threading.Lock()
+
+    def show(summary: dict[str, Any]) -> None:  # called by the engine after each change
+        nonlocal printed
+        with lock:
+            if summary["attempt_count"] <= printed:
+                return
+            d = engine.store.get(summary["id"])
+            for a in (d.attempts if d else [])[printed:]:
+                line = format_attempt(a, verbose)
+                if a.outcome == "retry" and d and d.next_attempt_at and d.claimed_by is None:
+                    line += f" (next attempt at {d.next_attempt_at})"
+                click.echo(line)
+            printed = max(printed, len(d.attempts or []) if d else printed)
+
+    engine.listeners.append(show)
+    engine.start(own_only=True)
+    d = None
+    try:
+        try:
+            d = engine.send(v.id, event, url, seed=seed, method=method, secret=secret,
+                            overrides=overrides, timeout=timeout)
+        except (ProviderError, TargetRefused) as exc:
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(2)
+        click.echo(f"delivery {d.id}: {v.name} {event} -> {d.method} {url}")
+        for warning in d.warnings:
+            click.echo(f"warning: {warning}", err=True)
+        final = engine.wait(d.id, None)
+        if final is not None and not final.settled:
+            final = engine.store.fail(d.id, "gave up waiting") or final
+        show((final or d).summary())
+        click.echo(format_outcome(final or d))
+        sys.exit(0 if final is not None and final.status == "delivered" else 1)
+    except KeyboardInterrupt:
+        if d is not None:
+            engine.store.fail(d.id, "interrupted before it settled (Ctrl-C)")
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    finally:
+        engine.close()
+        database.close()
+
+
+@main.group()
+def fixtures() -> None:
+    """Vendor fixture files (fixtures/<vendor>/…)."""
+
+
+@fixtures.command("check")
+@click.option("--root", type=click.Path(file_okay=False), default=None,
+              help="Fixtures folder to check (default: the shipped one).")
+def fixtures_check(root: str | None) -> None:
+    """Load every fixture file and list each problem as file:line: field: message; exit 1
+    if there is any."""
+    from pathlib import Path
+
+    from .provider import load_catalog
+
+    catalog = load_catalog(Path(root) if root else None)
+    for e in catalog.errors:
+        where = e.file if e.line is None else f"{e.file}:{e.line}"
+        click.echo(f"{where}: {e.field + ': ' if e.field else ''}{e.message}")
+    events = sum(len(v.events) for v in catalog.vendors.values())
+    summary = f"{len(catalog.vendors)} vendors, {events} events"
+    if catalog.errors:
+        click.echo(f"{len(catalog.errors)} problem(s); {summary} loaded", err=True)
+        sys.exit(1)
+    click.echo(f"ok: {summary}")
+
+
+# -- local HTTPS ----------------------------------------------------------------------------------
+@main.command()
+@click.option("--path", "path_only", is_flag=True,
+              help="Print only the path of the CA certificate (PEM), creating the CA if needed.")
+def ca(path_only: bool) -> None:
+    """Show where the local certificate authority of 'serve --tls' is and how to make curl,
+    Python, Node.js and the OS trust it. The CA is created on first use, in the user data
+    directory (never beside the database); its private key is readable by you only."""
+    from .tls import TLSError, describe_ca, ensure_ca, trust_instructions
+
+    try:
+        files = ensure_ca()
+    except (OSError, TLSError) as exc:
+        click.echo(f"error: cannot create the local CA: {exc}", err=True)
+        sys.exit(1)
+    if path_only:
+        click.echo(str(files.cert_path))
+        return
+    info = describe_ca(files.cert_path)
+    port = Config.from_env().tls_port
+    click.echo(f"Local CA certificate: {files.cert_path}")
+    click.echo(f"  {info.get('subject', '')}")
+    click.echo(f"  SHA-256 {info.get('sha256', '?')}, valid until {info.get('not_after', '?')}")
+    click.echo(f"Private key (owner only): {files.key_path}")
+    click.echo(f"Serve over HTTPS with: webhook-inspector serve --tls   "
+               f"(https://localhost:{port}/; the UI offers /ca.pem)")
+    click.echo("")
+    click.echo("Trust it:")
+    click.echo(trust_instructions(files.cert_path, port))
