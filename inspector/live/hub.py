@@ -23,6 +23,7 @@ what the pump has published, which is what makes the hand-over free of gaps and 
 
 from __future__ import annotations
 
+import json
 import logging
 import socket
 import ssl
@@ -53,6 +54,26 @@ class Subscriber:
 
     def wants(self, cap: Capture) -> bool:
         return cap.id > self.cursor and (self.bin is None or cap.bin == self.bin)
+
+    def push_event(self, frame: bytes) -> None:
+        """A non-capture event (e.g. a delivery update): best effort, live clients only.
+        Events are not replayed on resume; the API holds their current state."""
+        with self.lock:
+            if self.mode != "direct" or self.sock is None or self.remainder:
+                return
+            try:
+                sent = self.sock.send(frame, socket.MSG_DONTWAIT)
+            except (BlockingIOError, InterruptedError):
+                return  # dropping a whole frame is safe; half a frame would not be
+            except OSError:
+                self.dead = True
+                self.mode = "catchup"
+                self.event.set()
+                return
+            if sent < len(frame):
+                self.remainder = frame[sent:]
+                self.mode = "catchup"
+                self.event.set()
 
     def push(self, frames: list[tuple[Capture, bytes]], upto: int) -> None:
         """Called by the pump with the batch up to id ``upto``."""
@@ -120,6 +141,17 @@ class LiveHub:
     def unsubscribe(self, sub: Subscriber) -> None:
         with self._lock:
             self._subs.discard(sub)
+
+    def publish(self, kind: str, payload: dict[str, Any], bin_name: str | None = None) -> None:
+        """Push ``{"type": kind, kind: payload}`` to live clients (of ``bin_name`` if given)."""
+        if not self._subs:
+            return
+        frame = text_frame(json.dumps({"type": kind, kind: payload}, separators=(",", ":")))
+        with self._lock:
+            subs = list(self._subs)
+        for sub in subs:
+            if bin_name is None or sub.bin is None or sub.bin == bin_name:
+                sub.push_event(frame)
 
     def close(self) -> None:
         """Stop the pump and tell every client's thread to end its connection."""
