@@ -206,3 +206,12 @@ def test_raw_non_ascii_bytes_in_target_are_kept_as_escapes(any_server: Served) -
     cap = fetch(any_server, resp.json()["id"])
     assert cap["path"] == "/caf%C3%A9"
     assert cap["query"] == "q=%C3%A9&r=%C3%A9"
+
+
+def test_multipart_request_is_captured(any_server: Served) -> None:
+    r = httpx.post(any_server.url + "/in/multi", files={"f": ("a.bin", bytes(range(256)))},
+                   data={"field": "value"})
+    assert r.status_code == 200, r.text
+    cap = fetch(any_server, r.json()["id"])
+    assert cap["content_type"].startswith("multipart/form-data; boundary=")
+    assert bytes(range(256)) in raw_body(any_server, cap["id"])
