@@ -51,9 +51,48 @@ export const api = {
     `/api/captures/${enc(id)}/raw${download ? '?download=1' : ''}`,
   deleteCapture: (id) => request('DELETE', `/api/captures/${enc(id)}`),
   clearBin: (bin) => request('DELETE', `/api/captures${query({ bin })}`),
-  replay: (id, url, resign = false) =>
-    request('POST', `/api/captures/${enc(id)}/replay`, { url, resign }),
+  replay: (id, url, resign = false, extra = {}) =>
+    request('POST', `/api/captures/${enc(id)}/replay`, { url, resign, ...extra }),
   getResponse: (bin) => request('GET', `/api/bins/${enc(bin)}/response`),
   putResponse: (bin, resp) => request('PUT', `/api/bins/${enc(bin)}/response`, resp),
   resetResponse: (bin) => request('DELETE', `/api/bins/${enc(bin)}/response`),
+  // the mock provider
+  vendors: () => request('GET', '/api/vendors'),
+  sample: (vendor, event, { seed, secret, method, overrides = [] } = {}) => {
+    const sp = new URLSearchParams();
+    for (const [k, v] of Object.entries({ seed, secret, method })) {
+      if (v !== null && v !== undefined && v !== '') sp.set(k, String(v));
+    }
+    for (const [path, value] of overrides) sp.append('set', `${path}=${value}`);
+    const s = sp.toString();
+    return request('GET',
+      `/api/vendors/${enc(vendor)}/events/${enc(event)}/sample${s ? `?${s}` : ''}`);
+  },
+  send: (payload) => request('POST', '/api/send', payload),
+  deliveries: ({ limit, before } = {}) =>
+    request('GET', `/api/deliveries${query({ limit, before })}`),
+  delivery: (id) => request('GET', `/api/deliveries/${enc(id)}`),
+  redeliver: (id) => request('POST', `/api/deliveries/${enc(id)}/redeliver`, {}),
+  // diff, verify, shape, export
+  diff: (a, b, ignore) => request('GET', `/api/diff${query({ a, b, ignore, raw: 1 })}`),
+  getIgnore: (bin) => request('GET', `/api/bins/${enc(bin)}/ignore`),
+  putIgnore: (bin, rules) => request('PUT', `/api/bins/${enc(bin)}/ignore`, { rules }),
+  previous: (id) => request('GET', `/api/captures/${enc(id)}/previous`),
+  verify: (id, { secret, scheme } = {}) =>
+    request('GET', `/api/captures/${enc(id)}/verify${query({ secret, scheme })}`),
+  shape: (id, { vendor, event } = {}) =>
+    request('GET', `/api/captures/${enc(id)}/shape${query({ vendor, event })}`),
+  exportUrl: (id, format) => `/api/captures/${enc(id)}/export${query({ format })}`,
+  binExportUrl: (bin, format) => `/api/export${query({ bin, format })}`,
+  exportText: async (id, format) => {
+    const resp = await fetch(`/api/captures/${enc(id)}/export${query({ format })}`,
+      { cache: 'no-store' });
+    const text = await resp.text();
+    if (!resp.ok) {
+      let msg = `${resp.status} ${resp.statusText || 'error'}`;
+      try { msg = JSON.parse(text).error || msg; } catch { /* not JSON */ }
+      throw new ApiError(resp.status, msg);
+    }
+    return text;
+  },
 };

@@ -3,7 +3,10 @@
 
 import { api } from './api.js';
 import { captureUrl, methodBadge, renderDetail } from './detail.js';
-import { initDialogs, openCurl, openReplay, openResponse } from './dialogs.js';
+import { initDeliveries, selectDelivery, showDeliveries } from './deliveries.js';
+import { initDialogs, openCommand, openCurl, openReplay, openResponse } from './dialogs.js';
+import { initDiff, openDiff } from './diff.js';
+import { initSend, loadSendPanel, onBinChanged } from './send.js';
 import { $, $$, copyText, fmtFullTime, fmtSize, fmtTime, h, isTyping, toast } from './dom.js';
 
 const BIN_RE = /^[A-Za-z0-9_-]{1,64}$/;
@@ -94,12 +97,21 @@ function renderBinHead() {
   $('#bin-title').classList.toggle('all', !state.bin);
   $('#capture-url').title = state.bin ? 'Capture URL: send any request here' : 'Pick a bin';
   for (const id of ['#copy-url', '#response-btn', '#clear-btn']) $(id).disabled = !state.bin;
+  const exp = $('#bin-export');
+  exp.hidden = !state.bin;
+  if (state.bin) {
+    for (const a of exp.querySelectorAll('a[data-format]')) {
+      a.href = api.binExportUrl(state.bin, a.dataset.format);
+      a.setAttribute('download', `${state.bin}.${a.dataset.format}`);
+    }
+  }
   disarmClear();
 }
 
 async function selectBin(name, { push = true } = {}) {
   state.bin = name || null;
   body.dataset.bin = state.bin || '';
+  onBinChanged();
   if (push) {
     const url = state.bin ? `?bin=${encodeURIComponent(state.bin)}` : location.pathname;
     history.replaceState(null, '', url);
@@ -425,7 +437,10 @@ async function select(id, { scroll = true } = {}) {
     if (details.size > 50) details.delete(details.keys().next().value);
   }
   if (seq !== state.detailSeq) return;
-  renderDetail($('#detail'), cap, { curl: openCurl, replay: openReplay, remove: deleteCapture });
+  renderDetail($('#detail'), cap, {
+    curl: openCurl, replay: openReplay, remove: deleteCapture, compare: openDiff,
+    editReplay: (c) => openReplay(c, { edit: true }), command: openCommand,
+  });
 }
 
 async function move(delta) {
@@ -648,6 +663,16 @@ function showView(name) {
     tab.setAttribute('aria-selected', tab.dataset.view === name ? 'true' : 'false');
   }
   for (const v of $$('.view')) v.hidden = v.dataset.view !== name;
+  body.dataset.view = name;
+  if (name === 'send') loadSendPanel();
+  showDeliveries(name === 'deliveries');
+}
+
+/** A link elsewhere (a delivery's attempt) names a capture: show it in the Requests view. */
+async function openCaptureRef(ref) {
+  showView('requests');
+  if (ref.bin && ref.bin !== state.bin) await selectBin(ref.bin);
+  await select(ref.id);
 }
 
 function onKey(ev) {
@@ -743,6 +768,11 @@ function wire() {
   });
   document.addEventListener('keydown', onKey);
   document.addEventListener('wi:bins-changed', refreshBins);
+  document.addEventListener('wi:open-capture', (ev) => openCaptureRef(ev.detail));
+  document.addEventListener('wi:open-delivery', (ev) => {
+    showView('deliveries');
+    selectDelivery(ev.detail.id);
+  });
   window.addEventListener('online', () => live.status === 'closed' && connect());
   document.addEventListener('visibilitychange', () => {
     if (document.visibilityState === 'visible' && live.status === 'closed') connect();
@@ -752,6 +782,9 @@ function wire() {
 
 async function start() {
   initDialogs();
+  initSend();
+  initDeliveries();
+  initDiff();
   wire();
   setPaused(false);
   const wanted = body.dataset.bin;

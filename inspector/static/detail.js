@@ -6,6 +6,7 @@ import {
   parsePairs,
 } from './body.js';
 import { copyText, fmtAgo, fmtFullTime, fmtSize, h, toast } from './dom.js';
+import { toolBar } from './tools.js';
 import { countNodes, parseJson, pretty, renderTree } from './tree.js';
 
 /** The URL the request was sent to, as seen through this server's own origin. */
@@ -186,7 +187,7 @@ function bodySection(cap) {
 
 /**
  * Render ``cap`` (the whole capture from GET /api/captures/<id>) into ``pane``.
- * ``actions``: {curl(cap), replay(cap), remove(cap)}.
+ * ``actions``: {curl(cap), replay(cap), remove(cap), compare(cap), editReplay(cap), httpie(cap)}.
  */
 export function renderDetail(pane, cap, actions) {
   const url = captureUrl(cap);
@@ -220,8 +221,10 @@ export function renderDetail(pane, cap, actions) {
   const body = bodySection(cap);
   body.id = 'd-body';
 
+  const slot = h('div', { class: 'tool-slot', id: 'd-tool-slot' });
+  const tools = toolBar(cap, slot, actions);
   const wrap = h('article', { class: 'detail', dataset: { id: cap.id } },
-    head, metaList(cap), query, body, headers);
+    head, tools, slot, metaList(cap), query, body, headers);
   pane.replaceChildren(wrap);
   pane.scrollTop = 0;
 }

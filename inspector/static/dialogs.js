@@ -1,7 +1,8 @@
-// The modal dialogs: copy as curl, replay to a URL, and the bin's configured response.
+// The modal dialogs: copy as curl or HTTPie, (edit and) replay to a URL, and the bin's response.
 
 import { api } from './api.js';
 import { curlCommand } from './curl.js';
+import { followDelivery } from './deliveries.js';
 import { captureUrl } from './detail.js';
 import { $, copyText, toast } from './dom.js';
 
@@ -15,9 +16,10 @@ export function initDialogs() {
   }
   $('#curl-copy').addEventListener('click', async () => {
     const ok = await copyText($('#curl-text').value);
-    toast(ok ? 'Copied curl command' : 'Select the text and copy it', ok ? 'info' : 'error');
+    toast(ok ? 'Copied command' : 'Select the text and copy it', ok ? 'info' : 'error');
   });
   $('#replay-form').addEventListener('submit', submitReplay);
+  $('#replay-resign').addEventListener('change', syncResign);
   $('#response-form').addEventListener('submit', submitResponse);
   $('#resp-reset').addEventListener('click', resetResponse);
 }
@@ -25,7 +27,9 @@ export function initDialogs() {
 // -- curl ------------------------------------------------------------------------------------
 export async function openCurl(cap) {
   const { command, note } = curlCommand(cap, captureUrl(cap));
+  $('#curl-title').textContent = 'Copy as curl';
   const ta = $('#curl-text');
+  ta.dataset.format = 'curl-local';
   ta.value = command;
   ta.dataset.id = String(cap.id);
   $('#curl-note').textContent = note;
@@ -39,16 +43,48 @@ export async function openCurl(cap) {
 // -- replay ----------------------------------------------------------------------------------
 let replayCap = null;
 
-export function openReplay(cap) {
+export function openReplay(cap, { edit = false } = {}) {
   replayCap = cap;
   $('#replay-id').textContent = `#${cap.id}`;
+  $('#replay-title-text').textContent = edit ? 'Edit & replay request' : 'Replay request';
   const input = $('#replay-url');
   if (!input.value) input.value = localStorage.getItem('wi.replayUrl') || '';
+  const text = cap.body_encoding === 'base64' ? null : (cap.body ?? '');
+  replayOriginal = {
+    body: text,
+    headers: (cap.headers || []).map(([k, v]) => `${k}: ${v}`).join('\n'),
+  };
+  const bodyArea = $('#replay-body');
+  bodyArea.value = text ?? '';
+  bodyArea.disabled = text === null;
+  bodyArea.placeholder = text === null ? 'binary body: replayed as captured' : '';
+  $('#replay-headers').value = replayOriginal.headers;
+  $('#replay-edit').open = edit;
+  syncResign();
   const out = $('#replay-result');
   out.hidden = true;
   out.textContent = '';
   $('#replay-dialog').showModal();
-  input.focus();
+  if (edit && text !== null) bodyArea.focus();
+  else input.focus();
+}
+
+let replayOriginal = { body: null, headers: '' };
+
+function syncResign() {
+  $('#replay-sign-opts').hidden = !$('#replay-resign').checked;
+}
+
+function replayHeaders(text) {
+  const out = [];
+  for (const [n, raw] of text.split('\n').entries()) {
+    const line = raw.replace(/\r$/, '');
+    if (!line.trim()) continue;
+    const c = line.indexOf(':');
+    if (c <= 0) throw new Error(`line ${n + 1}: expected "Name: value"`);
+    out.push([line.slice(0, c).trim(), line.slice(c + 1).replace(/^ /, '')]);
+  }
+  return out;
 }
 
 async function submitReplay(ev) {
@@ -56,13 +92,38 @@ async function submitReplay(ev) {
   const url = $('#replay-url').value.trim();
   const out = $('#replay-result');
   out.hidden = false;
+  const extra = {};
+  const resign = $('#replay-resign').checked;
+  if (resign) {
+    if ($('#replay-scheme').value) extra.scheme = $('#replay-scheme').value;
+    if ($('#replay-secret').value) extra.secret = $('#replay-secret').value;
+  }
+  const body = $('#replay-body').value;
+  if (!$('#replay-body').disabled && body !== replayOriginal.body) extra.body = body;
+  const headersText = $('#replay-headers').value;
+  if (headersText !== replayOriginal.headers) {
+    try {
+      extra.headers = replayHeaders(headersText);
+    } catch (err) {
+      out.dataset.kind = 'error';
+      out.textContent = `Headers: ${err.message}`;
+      return;
+    }
+  }
   out.dataset.kind = 'info';
   out.textContent = `Sending to ${url} …`;
   localStorage.setItem('wi.replayUrl', url);
   try {
-    const data = await api.replay(replayCap.id, url, $('#replay-resign').checked);
+    const data = await api.replay(replayCap.id, url, resign, extra);
+    const d = data && data.delivery ? data.delivery : data;
     out.dataset.kind = 'ok';
-    out.textContent = describeDelivery(data && data.delivery ? data.delivery : data);
+    out.textContent = describeDelivery(d);
+    if (d && d.id !== undefined) {
+      document.dispatchEvent(new CustomEvent('wi:delivery-sent', { detail: d }));
+      if (d.status === 'pending') {
+        followDelivery(d, (cur) => { out.textContent = describeDelivery(cur); });
+      }
+    }
   } catch (err) {
     out.dataset.kind = 'error';
     out.textContent = err.status === 404 && /no capture/.test(err.message)
@@ -71,6 +132,30 @@ async function submitReplay(ev) {
         ? `Replay is not available on this server yet (${err.status}: ${err.message})`
         : `Replay failed: ${err.message}`;
   }
+}
+
+// -- curl / HTTPie from the export API --------------------------------------------------------
+export async function openCommand(cap, format) {
+  const label = format === 'httpie' ? 'HTTPie' : 'curl';
+  let text;
+  try {
+    text = await api.exportText(cap.id, format);
+  } catch (err) {
+    toast(err.status === 404 && !/no capture/i.test(err.message)
+      ? `${label} export is not available yet (${err.message})` : `${label}: ${err.message}`,
+    'error');
+    return;
+  }
+  const ta = $('#curl-text');
+  ta.value = text;
+  ta.dataset.id = String(cap.id);
+  ta.dataset.format = format;
+  $('#curl-title').textContent = `Copy as ${label} (server export)`;
+  $('#curl-note').textContent = '';
+  $('#curl-note').hidden = true;
+  $('#curl-dialog').showModal();
+  ta.focus();
+  ta.select();
 }
 
 /** A delivery as a few lines of text: outcome, last answer, warnings, response excerpt. */

@@ -26,6 +26,12 @@ export function append(el, children) {
   return el;
 }
 
+/** Replace ``el``'s children, skipping null/false like h() does (replaceChildren would print them). */
+export function fill(el, ...children) {
+  el.replaceChildren();
+  return append(el, children);
+}
+
 export function clear(el) {
   while (el.firstChild) el.removeChild(el.firstChild);
   return el;

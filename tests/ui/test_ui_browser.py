@@ -537,13 +537,15 @@ def test_reconnects_after_a_server_restart_and_misses_nothing(tmp_path: Path, pa
     problems.assert_none(allow_console=lambda t: "WebSocket" in t or "ERR_CONNECTION" in t)
 
 
-def test_send_and_deliveries_tabs_are_placeholders(server, page: Page) -> None:
+def test_send_and_deliveries_tabs_switch_views(server, page: Page) -> None:
     open_inspector(page, server.url)
     page.locator("#tab-send").click()
     expect(page.locator("#view-send")).to_be_visible()
     expect(page.locator("#view-requests")).to_be_hidden()
+    expect(page.locator("#send-form")).to_be_visible()
     page.locator("#tab-deliveries").click()
     expect(page.locator("#view-deliveries")).to_be_visible()
+    expect(page.locator("#deliveries-empty")).to_be_visible()
     page.locator("#tab-requests").click()
     expect(page.locator("#view-requests")).to_be_visible()
 
