@@ -147,7 +147,8 @@ def render(vendor: Vendor, event: str, *, seed: int | None = None,
     ev = vendor.event(event)
     chosen = _method(vendor, ev.methods, method, event)
     seed_given = seed is not None
-    seed = seed if seed is not None else secrets.randbits(63)
+    # Below 2**53 so the seed survives a round trip through JavaScript numbers (the UI).
+    seed = seed if seed is not None else secrets.randbits(53)
     base_key = f"{seed}|{vendor.id}|{event}|"
     if now is None:
         offset = seeded(base_key + "@now").uniform(0, _YEAR)
