@@ -82,7 +82,7 @@ def load_catalog(root: Path | None = None) -> Catalog:
     if not root.is_dir():
         return Catalog(root, {}, [FixtureError(shown, None, None, "fixtures folder not found")])
     for folder in sorted(p for p in root.iterdir() if p.is_dir()):
-        if folder.name.startswith((".", "_")):
+        if folder.name.startswith((".", "_")) or folder.name == "scenarios":  # not a vendor
             continue
         try:
             vendor, problems = _VendorLoader(folder, shown).load()
