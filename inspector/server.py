@@ -52,8 +52,24 @@ def ready_message(config: Config, port: int) -> str:
     return (f"webhook-inspector {__version__} ready\n"
             f"  Inspector UI:  {base}/\n"
             f"  Capture URL:   {base}/in/<bin>   (e.g. {base}/in/demo)\n"
+            + _tls_ready_lines(config) +
             f"  Database:      {config.db_path}\n"
             f"Press Ctrl-C to stop.")
+
+
+def _tls_ready_lines(config: Config) -> str:
+    if not getattr(config, "tls", False):
+        return ""
+    base = f"https://{display_host(config.host)}:{config.tls_port}"
+    if config.tls_cert:
+        trust = f"  Certificate:   {config.tls_cert} (yours)\n"
+    else:
+        from .tls import ca_cert_path
+
+        trust = (f"  CA (trust it): {ca_cert_path()}   ('webhook-inspector ca' says how; "
+                 f"the UI offers {base}/ca.pem)\n")
+    return (f"  HTTPS UI:      {base}/\n"
+            f"  HTTPS capture: {base}/in/<bin>   (websocket: wss://…/ws)\n" + trust)
 
 
 def choose_server(config: Config) -> str:
@@ -71,12 +87,13 @@ def choose_server(config: Config) -> str:
 def serve(config: Config, on_ready: Callable[[str], None] | None = None) -> None:
     """Serve until interrupted. ``on_ready`` gets the UI URL once requests are accepted."""
     check_port(config.host, config.port)
+    tls = _prepare_tls(config)  # None without --tls; else the TLS port is bound from here on
     migrate(config.db_path)  # once, in this process, before any worker opens the file
     kind = choose_server(config)
     if kind == "gunicorn":
-        _serve_gunicorn(config, on_ready)
+        _serve_gunicorn(config, on_ready, tls)
     else:
-        _serve_werkzeug(config, on_ready)
+        _serve_werkzeug(config, on_ready, tls)
 
 
 def _announce(config: Config, port: int, on_ready: Callable[[str], None] | None) -> None:
@@ -85,7 +102,8 @@ def _announce(config: Config, port: int, on_ready: Callable[[str], None] | None)
         on_ready(f"http://{display_host(config.host)}:{port}/")
 
 
-def _serve_werkzeug(config: Config, on_ready: Callable[[str], None] | None) -> None:
+def _serve_werkzeug(config: Config, on_ready: Callable[[str], None] | None,
+                    tls: _TLSSetup | None = None) -> None:
     from werkzeug.serving import make_server
 
     from .app import create_app
@@ -95,6 +113,7 @@ def _serve_werkzeug(config: Config, on_ready: Callable[[str], None] | None) -> N
     server = make_server(config.host, config.port, app, threaded=True,
                          request_handler=RawHeadersRequestHandler)
     server.daemon_threads = True
+    tls_listener = tls.start(app) if tls is not None else None
     _announce(config, server.server_port, on_ready)
     try:
         server.serve_forever(poll_interval=0.2)
@@ -102,6 +121,8 @@ def _serve_werkzeug(config: Config, on_ready: Callable[[str], None] | None) -> N
         pass
     finally:
         server.server_close()
+        if tls_listener is not None:
+            tls_listener.stop()
         app.extensions["inspector"].close()
 
 
@@ -150,7 +171,8 @@ def run_gunicorn(options: dict[str, Any], load: Callable[[], Any]) -> None:
     InspectorApplication().run()
 
 
-def _serve_gunicorn(config: Config, on_ready: Callable[[str], None] | None) -> None:
+def _serve_gunicorn(config: Config, on_ready: Callable[[str], None] | None,
+                    tls: _TLSSetup | None = None) -> None:
     multiprocess = config.workers > 1
 
     def when_ready(server: Any) -> None:
@@ -168,7 +190,15 @@ def _serve_gunicorn(config: Config, on_ready: Callable[[str], None] | None) -> N
 
         return create_app(config, multiprocess=multiprocess)
 
-    run_gunicorn(gunicorn_options(config, when_ready=when_ready, worker_exit=worker_exit), load)
+    extra: dict[str, Any] = {}
+    if tls is not None:
+        def post_worker_init(worker: Any) -> None:
+            # Each worker serves HTTPS too, on its own thread, from the socket bound before fork.
+            worker.inspector_tls = tls.start(worker.wsgi)
+
+        extra["post_worker_init"] = post_worker_init
+    run_gunicorn(gunicorn_options(config, when_ready=when_ready, worker_exit=worker_exit,
+                                  **extra), load)
 
 
 class ServerThread:
@@ -189,6 +219,16 @@ class ServerThread:
         self.server.daemon_threads = True
         self.port = self.server.server_port
         config.port = self.port
+        # With config.tls the same app also listens over HTTPS (config.tls_port; 0 = any free).
+        try:
+            self.tls: _TLSSetup | None = _prepare_tls(config)
+        except Exception:
+            self.server.server_close()
+            raise
+        self.tls_port: int | None = config.tls_port if self.tls is not None else None
+        self.tls_url: str | None = (f"https://{display_host(config.host)}:{self.tls_port}"
+                                    if self.tls is not None else None)
+        self._tls_listener: TLSListener | None = None
         self.app = create_app(config)
         self.server.app = self.app
         self.url = f"http://{display_host(config.host)}:{self.port}"
@@ -197,11 +237,17 @@ class ServerThread:
 
     def start(self) -> ServerThread:
         self._thread.start()
+        if self.tls is not None:
+            self._tls_listener = self.tls.start(self.app)
         return self
 
     def stop(self) -> None:
         self.server.shutdown()
         self.server.server_close()
+        if self._tls_listener is not None:
+            self._tls_listener.stop()
+        if self.tls is not None:
+            self.tls.close()
         with contextlib.suppress(Exception):
             self.app.extensions["inspector"].close()
 
@@ -218,3 +264,152 @@ class _Deferred:
     def __call__(self, environ: dict[str, Any], start_response: Any) -> list[bytes]:
         start_response("503 Service Unavailable", [("Content-Type", "text/plain")])
         return [b"starting"]
+
+
+# -- HTTPS beside the plain port ------------------------------------------------------------------
+# The plain port stays with gunicorn (or Werkzeug); HTTPS is a second listener on --tls-port
+# serving the same WSGI app object: a Werkzeug threaded server with our raw-header handler, one
+# per process. gunicorn's own ``certfile`` would apply to every bind, so it cannot serve both.
+# The listening socket is bound once in the main process (before gunicorn forks), and each
+# worker accepts from it in a thread started by ``post_worker_init``, so several workers share
+# the TLS port as they share the plain one. The TLS handshake runs on the connection's own
+# thread (not in the accept loop), so a client that never finishes it blocks nobody.
+
+
+class TLSSetupError(PortInUse):
+    """Unusable TLS settings (a bad --tls-cert, …): reported by the CLI in one line, like a
+    port in use, with exit status 2."""
+
+
+class _TLSSetup:
+    """The HTTPS side prepared in the main process: certificate, context and bound socket."""
+
+    def __init__(self, config: Config, material: Any, sock: socket.socket) -> None:
+        self.config = config
+        self.material = material
+        self.sock = sock
+
+    def start(self, app: Any) -> TLSListener:
+        return TLSListener(self.config.host, self.sock, app, self.material.context).start()
+
+    def close(self) -> None:
+        with contextlib.suppress(OSError):
+            self.sock.close()
+
+
+def _prepare_tls(config: Config) -> _TLSSetup | None:
+    """With ``--tls`` (or ``--tls-cert``): the certificate (local CA or the user's) and the
+    bound TLS port; ``config.tls_port`` becomes the real port (0 picks a free one)."""
+    if getattr(config, "tls_cert", None) or getattr(config, "tls_key", None):
+        config.tls = True
+    if not getattr(config, "tls", False):
+        return None
+    from .tls import TLSError, prepare
+
+    if config.tls_port and int(config.tls_port) == int(config.port):
+        raise TLSSetupError(f"--tls-port {config.tls_port} is the same as --port; choose "
+                            "another (or INSPECTOR_TLS_PORT)")
+    try:
+        material = prepare(config)
+    except TLSError as exc:
+        raise TLSSetupError(str(exc)) from None
+    host = config.host.strip("[]")
+    family = socket.AF_INET6 if ":" in host else socket.AF_INET
+    sock = socket.socket(family, socket.SOCK_STREAM)
+    try:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((host, int(config.tls_port)))
+        sock.listen(1024)
+    except OSError as exc:
+        sock.close()
+        if exc.errno == errno.EADDRINUSE:
+            raise PortInUse(f"port {config.tls_port} on {config.host} is already in use; choose "
+                            "another with --tls-port PORT (or INSPECTOR_TLS_PORT)") from None
+        raise PortInUse(f"cannot listen on {config.host}:{config.tls_port}: {exc.strerror}"
+                        ) from None
+    config.tls_port = sock.getsockname()[1]
+    return _TLSSetup(config, material, sock)
+
+
+def _tls_handler() -> type:
+    from .rawheaders import RawHeadersRequestHandler
+    from .tls import ENVIRON_KEY
+
+    class TLSRequestHandler(RawHeadersRequestHandler):  # type: ignore[misc, valid-type]
+        def make_environ(self) -> dict[str, Any]:
+            environ = super().make_environ()
+            version = getattr(self.connection, "version", None)
+            environ[ENVIRON_KEY] = (version() if callable(version) else None) or "tls"
+            return environ
+
+        def log_error(self, format: str, *args: Any) -> None:
+            pass  # handshake noise (a browser rejecting an untrusted CA) is not worth a line
+
+    return TLSRequestHandler
+
+
+class TLSListener:
+    """Werkzeug's threaded server on an already-bound socket, TLS per connection."""
+
+    def __init__(self, host: str, sock: socket.socket, app: Any, context: Any) -> None:
+        import ssl
+
+        from werkzeug.serving import ThreadedWSGIServer
+
+        from .tls import HANDSHAKE_TIMEOUT
+
+        class Server(ThreadedWSGIServer):  # type: ignore[misc]
+            daemon_threads = True
+
+            def finish_request(self, request: Any, client_address: Any) -> None:
+                try:
+                    request.settimeout(HANDSHAKE_TIMEOUT)
+                    if _plain_http_probe(request):
+                        return
+                    conn = context.wrap_socket(request, server_side=True)
+                    conn.settimeout(None)
+                except (OSError, ssl.SSLError, ValueError):
+                    return  # failed handshake: the client saw why (e.g. unknown CA)
+                try:
+                    self.RequestHandlerClass(conn, client_address, self)
+                finally:
+                    with contextlib.suppress(OSError):
+                        conn.close()
+
+        self.server = Server(host.strip("[]") or "127.0.0.1", sock.getsockname()[1], app,
+                             _tls_handler(), fd=sock.fileno())
+        self.server.socket.setblocking(False)  # workers share it: a lost accept race is no hang
+        self.server.ssl_context = context  # https in the environ; sockets wrapped above
+        self.port = sock.getsockname()[1]
+        self._thread = threading.Thread(target=self.server.serve_forever,
+                                        kwargs={"poll_interval": 0.2}, daemon=True,
+                                        name="tls-listener")
+
+    def start(self) -> TLSListener:
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        with contextlib.suppress(Exception):
+            self.server.shutdown()
+        with contextlib.suppress(Exception):
+            self.server.server_close()
+
+
+_TLS_HINT = (b"HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain\r\nConnection: close\r\n"
+             b"Content-Length: 56\r\n\r\nThis port speaks HTTPS: use https:// instead of http://\n")
+
+
+def _plain_http_probe(request: socket.socket) -> bool:
+    """A plain-HTTP request on the TLS port gets a one-line hint instead of a silent reset."""
+    try:
+        first = request.recv(1, socket.MSG_PEEK)
+    except OSError:
+        return True
+    if not first:
+        return True
+    if first[0] == 0x16:  # a TLS handshake record
+        return False
+    with contextlib.suppress(OSError):
+        request.sendall(_TLS_HINT)
+    return True

@@ -86,8 +86,12 @@ class Outcome:
 
 
 def attempt(client: httpx.Client, method: str, url: str, headers: Sequence[tuple[str, str]],
-            body: bytes, timeout: float) -> Outcome:
-    """Send one request; never raises for network trouble (it becomes ``error``)."""
+            body: bytes, timeout: float, *, keep: int = EXCERPT_BYTES,
+            raw: bool = False) -> Outcome:
+    """Send one request; never raises for network trouble (it becomes ``error``).
+
+    ``keep``: bytes of the response body kept in ``excerpt``; ``raw``: keep them as sent
+    (still content-encoded), as a proxy passing the response on needs them."""
     sent: Pairs = [(n, v) for n, v in headers]
     start = time.perf_counter()
     deadline = start + timeout
@@ -103,10 +107,10 @@ def attempt(client: httpx.Client, method: str, url: str, headers: Sequence[tuple
     excerpt = bytearray()
     size = 0
     try:
-        for chunk in response.iter_bytes():
+        for chunk in (response.iter_raw() if raw else response.iter_bytes()):
             size += len(chunk)
-            if len(excerpt) < EXCERPT_BYTES:
-                excerpt += chunk[:EXCERPT_BYTES - len(excerpt)]
+            if len(excerpt) < keep:
+                excerpt += chunk[:keep - len(excerpt)]
             if size > DRAIN_LIMIT:
                 break
             if time.perf_counter() > deadline:
