@@ -15,7 +15,7 @@ from .config import Config
 from .live.hub import LiveHub
 from .live.notify import CrossProcessNotifier
 from .storage import CaptureStore, Database
-from .web import api, live, ui
+from .web import api, live, tls_routes, ui
 from .web.capture import CaptureMiddleware
 from .web.guard import HostGuard
 from .web.services import Services
@@ -51,9 +51,24 @@ def create_app(config: Config | None = None, *, multiprocess: bool = False) -> F
     app.extensions["inspector"] = svc
 
     _install_optional(app, svc)
+    from .delivery import DeliveryEngine
+    from .web import provider_api
+
+    delivery = DeliveryEngine.from_config(db, config)  # the mock provider's outbound side
+    svc.extra["delivery"] = delivery
+    delivery.listeners.append(lambda summary: hub.publish("delivery", summary))
+    svc.extra.setdefault("closers", []).append(delivery.close)
+    app.register_blueprint(provider_api.bp)
+    from .web import subscriptions_api, vendor_emulation  # after the engine: they use it
+    app.register_blueprint(subscriptions_api.bp)
+    app.register_blueprint(vendor_emulation.bp)
+    delivery.start()  # also resumes retries that were pending when the server last stopped
     app.register_blueprint(api.bp)
+    from .web import tools_api  # diff, verify, shape, export (issue 6)
+    app.register_blueprint(tools_api.bp)
     app.register_blueprint(live.bp)
     app.register_blueprint(ui.bp)
+    app.register_blueprint(tls_routes.bp)  # /ca.pem; tells the Host guard the TLS port
     live.sock.init_app(app)
 
     @app.before_request
@@ -91,20 +106,26 @@ def create_app(config: Config | None = None, *, multiprocess: bool = False) -> F
     def healthz() -> Response:
         return jsonify({"status": "ok"})
 
+    from .forwarding import Forwarder, ForwardingCaptures
+    from .web import forward_api  # forwarding rules and forward status (issue 8)
+
+    forwarder = Forwarder(store, delivery)
+    forwarder.add_cli_targets(config.forward)  # serve --forward BIN=URL
+    svc.extra["forwarder"] = forwarder
+    app.register_blueprint(forward_api.bp)
     app.wsgi_app = CaptureMiddleware(  # type: ignore[method-assign]
-        app.wsgi_app, store, max_body=config.max_body,
+        app.wsgi_app, ForwardingCaptures(forwarder),  # type: ignore[arg-type]
+        max_body=config.max_body,
         max_delay_s=config.max_response_delay,
         after_capture=svc.extra.get("after_capture"),
+        proxy=forwarder.proxy_answer,
     )
     return app
 
 
 def _install_optional(app: Flask, svc: Services) -> None:
     """Faces that other modules add (search, provider, …), wired here so the map stays in one
-    place. Each import is optional only while the module is being built."""
-    try:
-        from .search import search_captures
-    except ImportError:
-        pass
-    else:
-        svc.extra["search"] = search_captures
+    place."""
+    from .storage.search import search_captures
+
+    svc.extra["search"] = search_captures

@@ -19,6 +19,8 @@ def setting_options(func: Any) -> Any:
                                   "default": None}
         if s.is_flag:
             kwargs.update(is_flag=True, default=None)
+        elif s.multiple:
+            kwargs.update(type=s.type, multiple=True)
         else:
             kwargs["type"] = s.type
             if s.default is not None:
@@ -281,3 +283,77 @@ def ca(path_only: bool) -> None:
     click.echo("")
     click.echo("Trust it:")
     click.echo(trust_instructions(files.cert_path, port))
+
+
+@main.command()
+@click.argument("name")
+@click.option("--to", "url", help="Target URL (e.g. http://127.0.0.1:8787/in/demo).")
+@click.option("--seed", type=int, help="Same seed -> the same bodies (step i uses seed + i).")
+@click.option("--secret", help="Signing secret (default: the vendor's documented demo secret).")
+@click.option("--set", "sets", multiple=True, metavar="PATH=VALUE",
+              help="Override a payload field in every step (repeatable).")
+@click.option("--delay-scale", type=float, default=1.0, show_default=True,
+              help="Multiply the scenario's delays; 0 sends the steps back to back.")
+@click.option("--retry-scale", type=float, default=None, envvar="INSPECTOR_RETRY_SCALE",
+              show_envvar=True, help="Multiply the vendor's retry delays; 0 retries at once.")
+@click.option("--db", envvar="INSPECTOR_DB", show_envvar=True,
+              help="Database to log the deliveries in (default: the server's default).")
+@click.option("--list", "list_only", is_flag=True, help="List the scenarios and exit.")
+def scenario(name: str, url: str | None, seed: int | None, secret: str | None,
+             sets: tuple[str, ...], delay_scale: float, retry_scale: float | None, db: str | None,
+             list_only: bool) -> None:
+    """Send scenario NAME (fixtures/scenarios/NAME.yaml: a vendor's events in order, with
+    delays and shared ids) to --to URL; prints each step and exits 0 only if every step was
+    delivered (1 if one failed, 2 for bad input). Needs no running server."""
+    from .delivery import DeliveryEngine, TargetRefused
+    from .provider import ProviderError
+    from .provider.scenario import get_scenario, load_scenarios, render_scenario
+    from .storage import Database
+    from .subscriptions import run_steps
+
+    catalog = _catalog()
+    try:
+        if list_only:
+            for sc in load_scenarios(catalog=catalog).values():
+                click.echo(f"{sc.name}  ({sc.vendor}, {len(sc.steps)} steps)  {sc.description}")
+            return
+        if not url:
+            click.echo("error: --to URL is required", err=True)
+            sys.exit(2)
+        sc = get_scenario(name, catalog=catalog)
+        planned, shared = render_scenario(catalog, sc, seed=seed, overrides=_overrides(sets))
+    except ProviderError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    config = Config.from_env(retry_scale=retry_scale, db=db)
+    database = Database(config.db_path)
+    engine = DeliveryEngine(database, catalog=catalog, retry_scale=config.retry_scale,
+                            strict_vendor_rules=config.strict_vendor_rules)
+    engine.start(own_only=True)
+    click.echo(f"scenario {sc.name}: {len(planned)} {sc.vendor} events -> {url}")
+    click.echo("shared: " + ", ".join(f"{k}={v}" for k, v in shared.items()))
+    failed = 0
+
+    def send(p: Any) -> None:
+        nonlocal failed
+        d = engine.send(sc.vendor, p.step.event, url, rendered=p.rendered, secret=secret)
+        final = engine.wait(d.id, None) or d
+        if not final.settled:
+            final = engine.store.fail(d.id, "gave up waiting") or final
+        failed += final.status != "delivered"
+        status = final.last_status if final.last_status is not None else final.last_error
+        click.echo(f"  +{p.at:g}s {p.step.event}: {final.status} (delivery {d.id}, "
+                   f"{final.attempt_count} attempt(s), last: {status})")
+
+    try:
+        run_steps(planned, send, delay_scale=max(0.0, delay_scale))
+    except (ProviderError, TargetRefused) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except KeyboardInterrupt:
+        click.echo("interrupted", err=True)
+        sys.exit(130)
+    finally:
+        engine.close()
+        database.close()
+    sys.exit(1 if failed else 0)

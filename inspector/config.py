@@ -67,6 +67,16 @@ SETTINGS: list[Setting] = [
             float),
     Setting("open", False, "Open the inspector in the default browser once the server is up.",
             bool, is_flag=True),
+    Setting("tls", False, "Also serve everything over HTTPS on --tls-port, with a certificate "
+            "from a local CA (see 'webhook-inspector ca').", bool, is_flag=True),
+    Setting("tls_port", 8443, "Port for HTTPS (with --tls).", int),
+    Setting("tls_name", None, "Extra names (host names or IP addresses, comma-separated) for "
+            "the HTTPS certificate, besides localhost, 127.0.0.1 and ::1."),
+    Setting("tls_cert", None, "Your own certificate (PEM) for HTTPS instead of one from the "
+            "local CA; implies --tls."),
+    Setting("tls_key", None, "The private key (PEM, unencrypted) for --tls-cert."),
+    Setting("forward", (), "Forward each capture of BIN to URL as well (BIN=URL, repeatable; "
+            "added to the bin's saved forwarding rules).", multiple=True),
 ]
 
 SETTINGS_BY_NAME = {s.name: s for s in SETTINGS}
@@ -88,6 +98,12 @@ class Config:
     strict_vendor_rules: bool = False
     max_response_delay: float = 30.0
     open: bool = False
+    tls: bool = False
+    tls_port: int = 8443
+    tls_name: str | None = None
+    tls_cert: str | None = None
+    tls_key: str | None = None
+    forward: tuple[str, ...] = ()
     extra: dict[str, Any] = field(default_factory=dict)
 
     @property
@@ -109,6 +125,8 @@ class Config:
 
 def parse_value(setting: Setting, raw: str) -> Any:
     """Parse an environment string for a setting, with an error that names the variable."""
+    if setting.multiple:  # several values: whitespace-separated, as click reads them
+        return tuple(raw.split())
     try:
         if setting.type is bool:
             low = raw.strip().lower()

@@ -155,3 +155,23 @@ def test_stopping_the_server_closes_live_connections(make_server) -> None:
         while True:
             if client.ws.recv() == "":
                 raise websocket.WebSocketConnectionClosedException("closed")
+
+
+def test_delivery_updates_are_pushed_to_live_clients(server) -> None:
+    client = ws_connect(server.url)
+    r = httpx.post(server.url + "/api/send", json={
+        "vendor": "audian", "event": "call.completed", "url": server.url + "/in/pushed",
+        "wait": True})
+    assert r.status_code in (200, 201), r.text
+    delivery_id = r.json()["delivery"]["id"]
+    seen, captures = [], []
+    client.settimeout(10)
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline and "delivered" not in seen:
+        msg = json.loads(client.recv())
+        if msg["type"] == "delivery" and msg["delivery"]["id"] == delivery_id:
+            seen.append(msg["delivery"]["status"])
+        elif msg["type"] == "capture":
+            captures.append(msg["capture"])
+    assert seen[-1] == "delivered"
+    assert any(c["bin"] == "pushed" for c in captures)

@@ -57,6 +57,9 @@ SCHEDULER_LEASE = 120.0
 most 30 s), short enough that a crashed engine's deliveries are soon picked up elsewhere."""
 MAX_TIMEOUT = SCHEDULER_LEASE - LEASE_MARGIN
 """Attempt timeouts are capped here so an attempt never outlives its lease."""
+QUEUE_SWEEP = 5.0
+"""How often the scheduler looks for a queue whose head lost its due time (a process that
+settled or deleted the delivery ahead of it stopped first; see ``promote_stalled``)."""
 CLOSE_GRACE = 2.0
 """On close, attempts under way get this long to finish; the others are handed back."""
 
@@ -104,6 +107,7 @@ class DeliveryEngine:
         self._threads: list[threading.Thread] = []
         self._scheduler: threading.Thread | None = None
         self._only: set[int] | None = None
+        self._swept_at = 0.0
 
     @classmethod
     def from_config(cls, db: Database, config: Any, **kwargs: Any) -> DeliveryEngine:
@@ -268,6 +272,55 @@ class DeliveryEngine:
             self._enqueue(d.id)
         return d
 
+    def adopt(self, deliveries: Sequence[Delivery], *, hold: Sequence[int] = ()) -> None:
+        """Deliveries recorded by another writer (forwards, written with their capture):
+        tell the listeners, and start the first attempt of those leased to this engine,
+        except the ``hold`` ones (the caller makes that attempt itself: ``attempt_now``)."""
+        if self._stopping:
+            return
+        for d in deliveries:
+            self._changed_state(d)
+            if d.status == "pending" and d.claimed_by == self.token and d.id not in hold:
+                self._fresh[d.id] = d
+                self._enqueue(d.id)
+
+    def attempt_now(self, d: Delivery, *, keep: int = sender.DRAIN_LIMIT
+                    ) -> sender.Outcome | None:
+        """Make the next attempt of ``d`` (leased to this engine) on the calling thread and
+        return what the target answered, body kept raw up to ``keep`` bytes (a proxy answers
+        its client with it). Recorded like any other attempt; a retry goes on as usual.
+        None when the delivery is not ours to attempt."""
+        if self._stopping or d.status != "pending" or d.claimed_by != self.token:
+            return None
+        policy = RetryPolicy.from_dict(d.policy or {})
+        number = d.attempt_count + 1
+        started = self._clock()
+        req = attempt_request(d, number=number, timestamp=int(started))
+        out = sender.attempt(self._client, req.method, req.url, req.headers, req.body,
+                             min(policy.timeout, MAX_TIMEOUT), keep=keep, raw=True)
+        kept = out.excerpt
+        if kept is not None and len(kept) > sender.EXCERPT_BYTES:
+            out.excerpt = kept[:sender.EXCERPT_BYTES]
+        result = self._decide(d, policy, number, started, req.body, out)
+        out.excerpt = kept
+        if result.keep_claim:  # retry at once: a worker takes it from here, lease kept
+            self.store.record_attempt_later(d, self.token, result).add_done_callback(
+                lambda f: self._adopt_retry(f))
+        else:
+            self.store.record_attempt_later(d, self.token, result).add_done_callback(
+                lambda f, r=result: self._recorded(f, r))
+        return out
+
+    def _adopt_retry(self, future: Future[Delivery]) -> None:
+        try:
+            updated = future.result()
+        except Exception:
+            log.exception("could not record a delivery attempt")
+            return
+        self._changed_state(updated)
+        if updated.status == "pending" and updated.claimed_by == self.token:
+            self._enqueue(updated.id)
+
     # -- reading and waiting ---------------------------------------------------------------------
     def get(self, delivery_id: int) -> Delivery | None:
         return self.store.get(delivery_id)
@@ -340,6 +393,9 @@ class DeliveryEngine:
         now = self._clock()
         with self._lock:
             only = sorted(self._only) if self._only is not None else None
+        if only is None and now - self._swept_at >= QUEUE_SWEEP:
+            self._swept_at = now
+            self.store.promote_stalled(iso(now))
         due = self.store.next_due_at(only)
         if due is None:
             return SCHEDULER_POLL
@@ -404,8 +460,8 @@ class DeliveryEngine:
         if not result.keep_claim:
             # The worker moves on while the writer commits (group commit with the other
             # workers' records); listeners hear of it once it is durable.
-            self.store.record_attempt_later(d, self.token, result
-                                            ).add_done_callback(self._recorded)
+            self.store.record_attempt_later(d, self.token, result).add_done_callback(
+                lambda f, r=result: self._recorded(f, r))
             return False
         try:
             updated = self.store.record_attempt(d, self.token, result)
@@ -414,7 +470,8 @@ class DeliveryEngine:
         self._changed_state(updated)
         return True
 
-    def _recorded(self, future: Future[Delivery]) -> None:
+    def _recorded(self, future: Future[Delivery], result: AttemptResult | None = None
+                  ) -> None:
         """After an attempt's record is committed (on the writer thread: keep it short)."""
         try:
             updated = future.result()
@@ -424,8 +481,13 @@ class DeliveryEngine:
             log.exception("could not record a delivery attempt")
             return
         self._changed_state(updated)
-        if updated.status == "pending":
-            self._wake.set()  # the scheduler may be napping past this retry's time
+        chained = result.chained if result is not None else None
+        if chained is not None and not self._stopping:
+            self._enqueue(chained)  # a queue's head settled: the next one, leased to us
+        elif updated.status == "pending" or (updated.context or {}).get("queue"):
+            # The scheduler may be napping past this retry's time, or (a queue's head
+            # settled) the next delivery of the queue is due now.
+            self._wake.set()
 
     def _decide(self, d: Delivery, policy: RetryPolicy, number: int, started: float,
                 body: bytes, out: sender.Outcome) -> AttemptResult:

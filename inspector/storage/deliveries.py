@@ -214,6 +214,8 @@ class AttemptResult:
     error: str | None = None         # the delivery's failure reason when failed
     keep_claim: bool = False         # the engine goes on at once with the same lease
     lease_until: str | None = None   # next_attempt_at while the claim is kept
+    chained: int | None = None       # set on record: the next delivery of the queue, now
+    #                                  leased to the same engine (queued deliveries only)
 
 
 def _row_to_delivery(row: Sequence[Any], full: bool = False) -> Delivery:
@@ -253,6 +255,33 @@ def _only(ids: Iterable[int] | None) -> tuple[str, list[int]]:
     if not ids:
         return " AND 0", []
     return f" AND id IN ({','.join('?' * len(ids))})", ids
+
+
+def _promote_queue(conn: sqlite3.Connection, queue: str, now: str,
+                   lease: tuple[str, str] | None = None) -> int | None:
+    """Make the head of ``queue`` (its earliest pending delivery) due now, if it waits; with
+    ``lease`` (token, until) lease it at once to that engine. Returns the id so leased."""
+    if lease is not None:
+        row = conn.execute(
+            "UPDATE deliveries SET next_attempt_at = ?, claimed_by = ? WHERE id = (SELECT id"
+            " FROM deliveries WHERE queue = ? AND status = 'pending' ORDER BY id LIMIT 1)"
+            " AND next_attempt_at IS NULL RETURNING id", (lease[1], lease[0], queue)).fetchone()
+        return row[0] if row else None
+    conn.execute(
+        "UPDATE deliveries SET next_attempt_at = ? WHERE id = (SELECT id FROM deliveries"
+        " WHERE queue = ? AND status = 'pending' ORDER BY id LIMIT 1)"
+        " AND next_attempt_at IS NULL", (now, queue))
+    return None
+
+
+def _promote_after(conn: sqlite3.Connection, delivery_id: int, now: str,
+                   lease: tuple[str, str] | None = None) -> int | None:
+    """``delivery_id`` just settled: the next delivery of its queue (if any) is due now (or
+    leased, see :func:`_promote_queue`)."""
+    row = conn.execute("SELECT queue FROM deliveries WHERE id = ?", (delivery_id,)).fetchone()
+    if row and row[0]:
+        return _promote_queue(conn, row[0], now, lease)
+    return None
 
 
 class DeliveryStore:
@@ -341,6 +370,9 @@ class DeliveryStore:
              _dumps(a.response_headers) if a.response_headers is not None else None,
              a.response_body, a.response_size, a.duration_ms, a.error, a.outcome),
         )
+        if not pending and (delivery.context or {}).get("queue"):
+            lease = (token, result.lease_until) if token and result.lease_until else None
+            result.chained = _promote_after(conn, delivery.id, now, lease)
         return replace(delivery, status=result.status, error=result.error,
                        attempt_count=a.number, last_status=a.response_status,
                        last_error=a.error, updated_at=now, settled_at=settled_at,
@@ -386,12 +418,34 @@ class DeliveryStore:
                 " settled_at = ?, next_attempt_at = NULL, claimed_by = NULL"
                 f" WHERE id = ? AND status = 'pending' RETURNING {_SUMMARY}",
                 (error, now, now, delivery_id)).fetchone()
+            if row:
+                _promote_after(conn, delivery_id, now)
             return _row_to_delivery(row) if row else None
         return self.db.write(run)
 
     def delete(self, delivery_id: int) -> bool:
+        def run(conn: sqlite3.Connection) -> bool:
+            row = conn.execute("DELETE FROM deliveries WHERE id = ? RETURNING queue",
+                               (delivery_id,)).fetchone()
+            if row and row[0]:
+                _promote_queue(conn, row[0], utc_now())
+            return row is not None
+        return self.db.write(run)
+
+    def promote_stalled(self, now: str) -> int:
+        """Give a due time to the head of every queue that has none (its predecessor settled
+        or was deleted by a process that stopped before promoting it). Reads first: nearly
+        always there is nothing to do, and then nothing is written."""
+        heads_sql = (
+            "SELECT d.id FROM deliveries d JOIN (SELECT MIN(id) AS id FROM deliveries"
+            " WHERE status = 'pending' AND queue IS NOT NULL GROUP BY queue) h ON d.id = h.id"
+            " WHERE d.next_attempt_at IS NULL")
+        stalled = self.db.read(lambda c: [r[0] for r in c.execute(heads_sql)])
+        if not stalled:
+            return 0
         return self.db.write(lambda conn: conn.execute(
-            "DELETE FROM deliveries WHERE id = ?", (delivery_id,)).rowcount > 0)
+            f"UPDATE deliveries SET next_attempt_at = ? WHERE id IN ({heads_sql})",
+            (now,)).rowcount)
 
     # -- reads --------------------------------------------------------------------------------
     def get(self, delivery_id: int, attempts: bool = True) -> Delivery | None:

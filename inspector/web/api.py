@@ -8,6 +8,7 @@ from typing import Any
 from flask import Blueprint, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
+from ..query import QueryError
 from ..storage import BinResponse, Capture
 from ..storage.captures import BIN_NAME
 from .services import services
@@ -158,7 +159,10 @@ def list_captures() -> Response:
     q = request.args.get("q", "").strip()
     search = svc.extra.get("search")
     if q and search is not None:
-        page = search(svc.store, q, bin_name, limit, before)
+        try:
+            page = search(svc.store, q, bin_name, limit, before)
+        except QueryError as exc:
+            raise ApiError(400, str(exc)) from None
     elif q:
         raise ApiError(400, "search is not available")
     else:

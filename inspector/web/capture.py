@@ -17,6 +17,7 @@ from urllib.parse import quote
 from ..rawheaders import RAW_TARGET_KEY, raw_headers
 from ..storage import BinResponse, CaptureStore, NewCapture
 from ..storage.captures import BIN_NAME
+from ..tls import tls_version
 
 log = logging.getLogger(__name__)
 PREFIX = "/in/"
@@ -104,12 +105,15 @@ class CaptureMiddleware:
     """Serves ``/in/…`` itself and hands every other request to the wrapped Flask app."""
 
     def __init__(self, app: WSGIApp, store: CaptureStore, max_body: int,
-                 max_delay_s: float, after_capture: Callable[[Any], None] | None = None) -> None:
+                 max_delay_s: float, after_capture: Callable[[Any], None] | None = None,
+                 proxy: Callable[[Any], tuple[int, list[tuple[str, str]], bytes] | None]
+                 | None = None) -> None:
         self.app = app
         self.store = store
         self.max_body = max_body
         self.max_delay_s = max_delay_s
         self.after_capture = after_capture
+        self.proxy = proxy  # forwarding's proxy mode: (status, headers, body) or None
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
         if not environ.get("PATH_INFO", "").startswith(PREFIX):
@@ -132,8 +136,7 @@ class CaptureMiddleware:
         new = NewCapture(
             bin=bin_name, method=environ["REQUEST_METHOD"], path=slash + sub, query=query,
             headers=raw_headers(environ), body=body, remote_addr=environ.get("REMOTE_ADDR"),
-            tls=environ.get("inspector.tls") or (
-                "tls" if environ.get("wsgi.url_scheme") == "https" else None),
+            tls=tls_version(environ),  # e.g. "TLSv1.3"; None over plain HTTP
         )
         try:
             stored = self.store.add(new)
@@ -146,6 +149,16 @@ class CaptureMiddleware:
                 self.after_capture(stored.capture)
             except Exception:
                 log.exception("after-capture hook failed")
+        if self.proxy is not None:
+            try:
+                answer = self.proxy(stored)
+            except Exception:
+                log.exception("forward proxy failed")
+                answer = None
+            if answer is not None:
+                status, headers, payload = answer
+                start_response(f"{status} {_reason(status)}", headers)
+                return [payload]
         return self.respond(start_response, stored.capture.id, stored.response)
 
     def respond(self, start_response: StartResponse, capture_id: int,

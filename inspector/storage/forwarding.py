@@ -1,0 +1,119 @@
+"""Forwarding rules per bin, and the forward deliveries written with their capture.
+
+A capture of a bin with rules and its forward deliveries are written in one transaction
+(:func:`insert_capture_with_forwards`), so a committed capture always has its forwards: none
+is lost to a crash between two writes, and delivery ids follow capture order across
+processes. Forwards to one target form a queue (``deliveries.queue``): only its head is due;
+the delivery engine promotes the next one when the head settles (storage/deliveries.py).
+"""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+from .captures import CaptureStore, NewCapture, Stored, utc_now
+from .db import Database
+from .deliveries import Delivery, DeliveryStore, NewDelivery
+
+__all__ = ["ForwardRulesStore", "insert_capture_with_forwards"]
+
+
+class ForwardRulesStore:
+    """``bin -> rules document`` (as validated by inspector/forwarding.py), plus a version
+    number that moves on every change."""
+
+    def __init__(self, db: Database) -> None:
+        self.db = db
+
+    def version(self) -> int:
+        return self.db.read(lambda c: c.execute(
+            "SELECT version FROM forward_version WHERE id = 1").fetchone()[0])
+
+    def all(self) -> tuple[int, dict[str, dict[str, Any]]]:
+        """(version, every bin's rules) read together."""
+        def run(c: sqlite3.Connection) -> tuple[int, dict[str, dict[str, Any]]]:
+            c.execute("BEGIN")
+            try:
+                version = c.execute(
+                    "SELECT version FROM forward_version WHERE id = 1").fetchone()[0]
+                rules = {r[0]: json.loads(r[1]) for r in c.execute(
+                    "SELECT bin, rules FROM forward_rules")}
+            finally:
+                c.execute("COMMIT")
+            return version, rules
+        return self.db.read(run)
+
+    def get(self, bin_name: str) -> dict[str, Any] | None:
+        row = self.db.read(lambda c: c.execute(
+            "SELECT rules FROM forward_rules WHERE bin = ?", (bin_name,)).fetchone())
+        return json.loads(row[0]) if row else None
+
+    def set(self, bin_name: str, rules: dict[str, Any] | None) -> None:
+        """Replace a bin's rules (None or no targets: remove them)."""
+        text = json.dumps(rules, ensure_ascii=False) if rules and rules.get("targets") else None
+
+        def run(conn: sqlite3.Connection) -> None:
+            if text is None:
+                conn.execute("DELETE FROM forward_rules WHERE bin = ?", (bin_name,))
+            else:
+                conn.execute(
+                    "INSERT INTO forward_rules (bin, rules, updated_at) VALUES (?,?,?)"
+                    " ON CONFLICT (bin) DO UPDATE SET rules = excluded.rules,"
+                    " updated_at = excluded.updated_at", (bin_name, text, utc_now()))
+            conn.execute("UPDATE forward_version SET version = version + 1 WHERE id = 1")
+        self.db.write(run)
+
+    def deliveries_for(self, capture_id: int) -> list[Delivery]:
+        """The capture's forward deliveries (redeliveries included), oldest first."""
+        page = DeliveryStore(self.db).list(limit=1000, source="forward", capture_id=capture_id)
+        return list(reversed(page.deliveries))
+
+    def statuses(self, capture_ids: Iterable[int]) -> dict[int, str]:
+        """A badge per capture: ``delivered`` (every target has a delivered forward),
+        ``failed`` (one target's forwards all failed), ``pending``; captures without
+        forwards are left out."""
+        ids = [int(i) for i in capture_ids][:1000]
+        if not ids:
+            return {}
+        marks = ",".join("?" * len(ids))
+        rows = self.db.read(lambda c: c.execute(
+            "SELECT capture_id, url, status FROM deliveries WHERE source = 'forward'"
+            f" AND capture_id IN ({marks})", ids).fetchall())
+        per: dict[int, dict[str, set[str]]] = {}
+        for cap, url, status in rows:
+            per.setdefault(cap, {}).setdefault(url, set()).add(status)
+        out: dict[int, str] = {}
+        for cap, targets in per.items():
+            states = ["delivered" if "delivered" in s else "pending" if "pending" in s
+                      else "failed" for s in targets.values()]
+            out[cap] = ("failed" if "failed" in states else "pending" if "pending" in states
+                        else "delivered")
+        return out
+
+
+def insert_capture_with_forwards(db: Database, captures: CaptureStore, new: NewCapture,
+                                 forwards: Sequence[tuple[NewDelivery, str]], token: str,
+                                 lease_until: str) -> tuple[Stored, list[Delivery]]:
+    """Store ``new`` and one forward delivery per ``(delivery, queue)`` in one transaction.
+
+    A forward whose queue has nothing pending is the head: it is leased to ``token`` at once
+    (the caller's engine makes its first attempt now). The others wait (no due time) until the
+    delivery ahead of them settles.
+    """
+    def run(conn: sqlite3.Connection) -> tuple[Stored, list[Delivery]]:
+        stored = captures._insert(conn, new)
+        out = []
+        for nd, queue in forwards:
+            nd.capture_id = stored.capture.id
+            busy = conn.execute(
+                "SELECT 1 FROM deliveries WHERE queue = ? AND status = 'pending' LIMIT 1",
+                (queue,)).fetchone()
+            nd.next_attempt_at, nd.claimed_by = (None, None) if busy else (lease_until, token)
+            d = DeliveryStore._insert(conn, nd)
+            conn.execute("UPDATE deliveries SET queue = ? WHERE id = ?", (queue, d.id))
+            out.append(d)
+        return stored, out
+    return db.write(run)
