@@ -12,10 +12,23 @@ from flask import Flask, Response, jsonify, request
 from werkzeug.exceptions import HTTPException
 
 from .config import Config
+from .delivery import DeliveryEngine
+from .forwarding import Forwarder, ForwardingCaptures
 from .live.hub import LiveHub
 from .live.notify import CrossProcessNotifier
 from .storage import CaptureStore, Database
-from .web import api, live, tls_routes, ui
+from .storage.search import search_captures
+from .web import (
+    api,
+    forward_api,
+    live,
+    provider_api,
+    subscriptions_api,
+    tls_routes,
+    tools_api,
+    ui,
+    vendor_emulation,
+)
 from .web.capture import CaptureMiddleware
 from .web.guard import HostGuard
 from .web.services import Services
@@ -35,41 +48,37 @@ def notify_dir(db_path: Path) -> Path:
 def create_app(config: Config | None = None, *, multiprocess: bool = False) -> Flask:
     config = config or Config.from_env()
     app = Flask(__name__)
-    app.config["JSON_SORT_KEYS"] = False
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
+    # Domain services (no Flask in them), wired to each other here and nowhere else.
     db = Database(config.db_path)
     store = CaptureStore(db, max_captures=config.max_captures)
     hub = LiveHub(store)
     guard = HostGuard(config.host, [config.port])
+    delivery = DeliveryEngine.from_config(db, config)  # the only outbound HTTP
+    forwarder = Forwarder(store, delivery)
+    forwarder.add_cli_targets(config.forward)  # serve --forward BIN=URL
     svc = Services(config=config, db=db, store=store, hub=hub, guard=guard)
+    svc.extra.update(delivery=delivery, forwarder=forwarder, search=search_captures)
+    svc.extra.setdefault("closers", []).append(delivery.close)
+
+    # Live: the hub hears of every commit (ours, and other workers' through the notifier)
+    # and of every delivery change.
     db.on_commit(hub.notify)
+    delivery.listeners.append(lambda summary: hub.publish("delivery", summary))
     if multiprocess:
         notifier = CrossProcessNotifier(notify_dir(config.db_path), hub.notify)
         db.on_commit(lambda _results: notifier.broadcast())
-        svc.extra.setdefault("closers", []).append(notifier.close)
+        svc.extra["closers"].append(notifier.close)
     app.extensions["inspector"] = svc
 
-    _install_optional(app, svc)
-    from .delivery import DeliveryEngine
-    from .web import provider_api
-
-    delivery = DeliveryEngine.from_config(db, config)  # the mock provider's outbound side
-    svc.extra["delivery"] = delivery
-    delivery.listeners.append(lambda summary: hub.publish("delivery", summary))
-    svc.extra.setdefault("closers", []).append(delivery.close)
-    app.register_blueprint(provider_api.bp)
-    from .web import subscriptions_api, vendor_emulation  # after the engine: they use it
-    app.register_blueprint(subscriptions_api.bp)
-    app.register_blueprint(vendor_emulation.bp)
-    delivery.start()  # also resumes retries that were pending when the server last stopped
-    app.register_blueprint(api.bp)
-    from .web import tools_api  # diff, verify, shape, export (issue 6)
-    app.register_blueprint(tools_api.bp)
-    app.register_blueprint(live.bp)
-    app.register_blueprint(ui.bp)
-    app.register_blueprint(tls_routes.bp)  # /ca.pem; tells the Host guard the TLS port
+    # The faces. Subscriptions attach their listeners to the engine when registered, so
+    # the engine starts (resuming retries left pending by the last run) only after them.
+    for blueprint in (api.bp, provider_api.bp, subscriptions_api.bp, vendor_emulation.bp,
+                      tools_api.bp, forward_api.bp, tls_routes.bp, live.bp, ui.bp):
+        app.register_blueprint(blueprint)
     live.sock.init_app(app)
+    delivery.start()
 
     @app.before_request
     def _guard() -> Any:
@@ -106,26 +115,11 @@ def create_app(config: Config | None = None, *, multiprocess: bool = False) -> F
     def healthz() -> Response:
         return jsonify({"status": "ok"})
 
-    from .forwarding import Forwarder, ForwardingCaptures
-    from .web import forward_api  # forwarding rules and forward status (issue 8)
-
-    forwarder = Forwarder(store, delivery)
-    forwarder.add_cli_targets(config.forward)  # serve --forward BIN=URL
-    svc.extra["forwarder"] = forwarder
-    app.register_blueprint(forward_api.bp)
     app.wsgi_app = CaptureMiddleware(  # type: ignore[method-assign]
         app.wsgi_app, ForwardingCaptures(forwarder),  # type: ignore[arg-type]
         max_body=config.max_body,
         max_delay_s=config.max_response_delay,
-        after_capture=svc.extra.get("after_capture"),
         proxy=forwarder.proxy_answer,
     )
     return app
 
-
-def _install_optional(app: Flask, svc: Services) -> None:
-    """Faces that other modules add (search, provider, …), wired here so the map stays in one
-    place."""
-    from .storage.search import search_captures
-
-    svc.extra["search"] = search_captures

@@ -102,17 +102,20 @@ def read_body(environ: dict[str, Any], limit: int) -> bytes:
 
 
 class CaptureMiddleware:
-    """Serves ``/in/…`` itself and hands every other request to the wrapped Flask app."""
+    """Serves ``/in/…`` itself and hands every other request to the wrapped Flask app.
+
+    ``store`` is anything with ``add(NewCapture) -> Stored`` that commits before returning
+    (the capture store, or forwarding's wrapper that writes forwards in the same commit).
+    """
 
     def __init__(self, app: WSGIApp, store: CaptureStore, max_body: int,
-                 max_delay_s: float, after_capture: Callable[[Any], None] | None = None,
+                 max_delay_s: float,
                  proxy: Callable[[Any], tuple[int, list[tuple[str, str]], bytes] | None]
                  | None = None) -> None:
         self.app = app
         self.store = store
         self.max_body = max_body
         self.max_delay_s = max_delay_s
-        self.after_capture = after_capture
         self.proxy = proxy  # forwarding's proxy mode: (status, headers, body) or None
 
     def __call__(self, environ: dict[str, Any], start_response: StartResponse) -> Iterable[bytes]:
@@ -144,11 +147,6 @@ class CaptureMiddleware:
             log.exception("capture not stored")
             return _json_response(start_response, "503 Service Unavailable",
                                   {"error": "capture could not be stored; try again"})
-        if self.after_capture is not None:
-            try:
-                self.after_capture(stored.capture)
-            except Exception:
-                log.exception("after-capture hook failed")
         if self.proxy is not None:
             try:
                 answer = self.proxy(stored)
