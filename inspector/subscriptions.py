@@ -394,7 +394,7 @@ class SubscriptionService:
         api_key, method) are pinned on top."""
         v = self.catalog.vendor(vendor_id)
         v.event(event)
-        seed = seed if seed is not None else secrets.randbits(62)
+        seed = seed if seed is not None else secrets.randbits(53)  # JS-safe
         shared = {} if shared is None else shared
         base = render(v, event, seed=seed, overrides=overrides or None, shared=shared, now=now)
         result = EmitResult(v.id, base.event, seed, shared=shared)

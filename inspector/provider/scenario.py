@@ -205,7 +205,7 @@ def render_scenario(catalog: Catalog, scenario: Scenario, *, seed: int | None = 
     import secrets
 
     vendor = catalog.vendor(scenario.vendor)
-    base = seed if seed is not None else secrets.randbits(62)
+    base = seed if seed is not None else secrets.randbits(53)  # JS-safe
     start = start or datetime.now(UTC)
     values: dict[str, Any] = dict(scenario.shared)
     if shared:
