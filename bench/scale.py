@@ -29,6 +29,7 @@ import statistics
 import subprocess
 import sys
 import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -297,7 +298,8 @@ def server_figures(db_path: Path, requests: int) -> None:
         rss0, _, nproc = tree_memory(proc.pid)
         print(f"server: {' '.join(cmd[1:4])} … ({nproc} processes), "
               f"RSS at start {rss0 / 1024:.0f} MiB", flush=True)
-        with httpx.Client(base_url=base, timeout=30) as client:
+        limits = httpx.Limits(max_connections=16)
+        with httpx.Client(base_url=base, timeout=30, limits=limits) as client:
             cases = {
                 "GET /api/captures?bin=<bin>": lambda k: {"bin": BINS[k % len(BINS)]},
                 "GET /api/captures?bin=<bin>&before=<mid>": lambda k: {
@@ -317,10 +319,24 @@ def server_figures(db_path: Path, requests: int) -> None:
                     ms.append((time.perf_counter() - t) * 1000)
                     r.raise_for_status()
                 show(label, ms)
+            rss, hwm, nproc = tree_memory(proc.pid)
+            print(f"  server memory after {requests} sequential requests: VmRSS "
+                  f"{rss / 1024:.0f} MiB, VmHWM {hwm / 1024:.0f} MiB (sum over {nproc} "
+                  "processes)", flush=True)
+            # Then 16 clients at once, so many threads hold reader connections together.
+            mixed = [params(k) for k in range(requests) for params in cases.values()]
+
+            def fetch(p: dict) -> float:
+                t = time.perf_counter()
+                client.get("/api/captures", params=p).raise_for_status()
+                return (time.perf_counter() - t) * 1000
+
+            with ThreadPoolExecutor(16) as pool:
+                ms = list(pool.map(fetch, mixed))
+            show(f"all of the above, 16 clients ({len(mixed)} requests)", ms)
         rss, hwm, nproc = tree_memory(proc.pid)
-        print(f"  server memory after {requests} requests: VmRSS {rss / 1024:.0f} MiB, "
-              f"VmHWM {hwm / 1024:.0f} MiB (sum over {nproc} processes; target <= 200 MB)",
-              flush=True)
+        print(f"  server memory after all: VmRSS {rss / 1024:.0f} MiB, VmHWM "
+              f"{hwm / 1024:.0f} MiB (sum over {nproc} processes; target <= 200 MB)", flush=True)
     finally:
         proc.terminate()
         try:

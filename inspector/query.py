@@ -10,13 +10,15 @@ Pure parsing: no SQL, no Flask. ``storage/search.py`` turns the clauses into que
     path:/orders    /orders and everything below it (/orders/42), not /orders-old;
                     * matches any run of characters: path:/orders* path:*/refund
     header:NAME     a header NAME is present (any case): header:x-audian-signature
-    header:NAME=V   a header NAME has the value V (any case; * wildcards: header:user-agent=Audian*)
+    header:NAME=V   a header NAME has exactly the value V (any case); * matches any run of
+                    characters: header:user-agent=Audian*
     type:json       the Content-Type contains the word json (application/json,
                     application/vnd.api+json; charset=utf-8); type:form matches
                     multipart/form-data and application/x-www-form-urlencoded
     bin:NAME        captured in bin NAME
-    status:404      answered with that status; status:4xx a class, status:200,201 either
-                    (captures stored before statuses were recorded have none: never match)
+    status:404      answered with that status; status:4xx a class, status:500-504 a range,
+                    status:200,201 either (captures stored before statuses were recorded have
+                    none: they never match, and -status:… keeps them)
     after:DATE      received at or after DATE; before:DATE strictly before it. DATE is UTC
                     unless it names an offset: 2026-11-23, 2026-11-23T10:00, 2026-11-23T10:00:05Z,
                     2026-11-23T11:00+01:00. after:2026-11-23 includes the 23rd, before: excludes it
@@ -25,7 +27,8 @@ Pure parsing: no SQL, no Flask. ``storage/search.py`` turns the clauses into que
 Every clause must hold (AND). Field names are case-insensitive; a value may be quoted
 (``header:x-note="two words"``). Free text is matched by words, case- and accent-insensitively:
 punctuation separates words, so ``ord_123`` finds the phrase ``ord 123``. Text that holds no
-word at all (``*``, ``')--``) is ignored rather than refused.
+word at all (``*``, ``')--``) is ignored rather than refused. An unknown ``name:`` is refused
+with a message (put text with a colon in quotes, ``"a:b"``); ``https://…`` is text.
 """
 
 from __future__ import annotations
