@@ -60,7 +60,13 @@ def migrations() -> list[tuple[int, str, str]]:
 
 
 def migrate(path: Path) -> int:
-    """Bring the schema up to date; safe to call from several processes at once."""
+    """Bring the schema up to date; safe to call from several processes at once.
+
+    Each applied file is recorded by version in ``schema_migrations``, and every file not
+    recorded there is applied in order: a migration merged with a lower number than one
+    already applied (parallel branches) still runs. ``PRAGMA user_version`` mirrors the
+    highest version for tools that look at it.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     conn = _connect(path)
     try:
@@ -69,15 +75,25 @@ def migrate(path: Path) -> int:
             raise StorageError(f"{path}: could not switch to WAL mode (got {mode})")
         conn.execute("BEGIN IMMEDIATE")
         try:
-            current = conn.execute("PRAGMA user_version").fetchone()[0]
+            conn.execute("CREATE TABLE IF NOT EXISTS schema_migrations (version INTEGER"
+                         " PRIMARY KEY, name TEXT NOT NULL, applied_at TEXT NOT NULL"
+                         " DEFAULT CURRENT_TIMESTAMP)")
+            applied = {r[0] for r in conn.execute("SELECT version FROM schema_migrations")}
+            if not applied:  # a database from before this table: user_version says how far
+                legacy = conn.execute("PRAGMA user_version").fetchone()[0]
+                applied = {v for v, _, _ in migrations() if v <= legacy}
+                conn.executemany("INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
+                                 [(v, n) for v, n, _ in migrations() if v in applied])
             for version, name, sql in migrations():
-                if version > current:
+                if version not in applied:
                     log.info("applying migration %s", name)
                     # executescript would commit our transaction; run statements one by one.
                     for statement in _split_sql(sql):
                         conn.execute(statement)
-                    conn.execute(f"PRAGMA user_version = {version}")
-                    current = version
+                    conn.execute("INSERT INTO schema_migrations (version, name) VALUES (?, ?)",
+                                 (version, name))
+            current = max([v for v, _, _ in migrations()], default=0)
+            conn.execute(f"PRAGMA user_version = {current}")
             conn.execute("COMMIT")
         except BaseException:
             conn.execute("ROLLBACK")
