@@ -17,7 +17,7 @@ from .forwarding import Forwarder, ForwardingCaptures
 from .live.hub import LiveHub
 from .live.notify import CrossProcessNotifier
 from .storage import CaptureStore, Database
-from .storage.search import search_captures
+from .storage.search import index_step, search_captures
 from .web import (
     api,
     forward_api,
@@ -52,6 +52,7 @@ def create_app(config: Config | None = None, *, multiprocess: bool = False) -> F
 
     # Domain services (no Flask in them), wired to each other here and nowhere else.
     db = Database(config.db_path)
+    db.set_background(index_step)  # full-text indexing, off the captures' commits
     store = CaptureStore(db, max_captures=config.max_captures)
     hub = LiveHub(store)
     guard = HostGuard(config.host, [config.port])

@@ -425,3 +425,35 @@ def test_pattern_helpers() -> None:
     assert literal_fts("path", "*") is None
     assert glob_literal("/a?[b]*") == "/a[?][[]b]*"
     assert like_pattern("100%_*\\") == "100\\%\\_%\\\\"
+
+
+def test_background_indexer_catches_up_and_unindexed_deletes_are_safe(tmp_path) -> None:
+    import sqlite3
+    import time
+
+    from inspector.storage import CaptureStore, Database, NewCapture
+    from inspector.storage.search import index_step, search_captures
+
+    db = Database(tmp_path / "idx.db")  # no background step yet: nothing gets indexed
+    store = CaptureStore(db)
+    new = [store.add(NewCapture("b", "POST", "", "", [("X-Kind", "zebra")], b'{"animal":"zebra"}',
+                                None)).capture.id for _ in range(5)]
+    store.delete(new[0])  # deleted before it was ever indexed: must not touch the index
+    db.set_background(index_step)
+    store.add(NewCapture("b", "POST", "", "", [], b"last", None))
+    deadline = time.monotonic() + 5
+    con = sqlite3.connect(tmp_path / "idx.db")
+    while time.monotonic() < deadline:
+        upto = con.execute("SELECT indexed_upto FROM search_state").fetchone()[0]
+        if upto == store.max_id():
+            break
+        time.sleep(0.02)
+    assert upto == store.max_id()
+    assert [c.id for c in search_captures(store, "zebra", None, 50, None).captures] == \
+        new[:0:-1]
+    store.delete(new[1])  # an indexed one: removed from the index too
+    assert [c.id for c in search_captures(store, "zebra", None, 50, None).captures] == \
+        new[:1:-1]
+    assert con.execute("INSERT INTO captures_fts(captures_fts, rank) VALUES "
+                       "('integrity-check', 0)") is not None
+    db.close()

@@ -140,6 +140,8 @@ class Database:
         self._all_readers: list[sqlite3.Connection] = []
         self._lock = threading.Lock()
         self._commit_hooks: list[Callable[[list[Any]], None]] = []
+        self._background: Callable[[sqlite3.Connection], bool] | None = None
+        self._background_due = False
         self._closed = False
         self._writer_conn = _connect(self.path)
         self._lock_fd = os.open(str(self.path) + ".writelock", os.O_RDWR | os.O_CREAT, 0o600)
@@ -173,6 +175,13 @@ class Database:
     def on_commit(self, hook: Callable[[list[Any]], None]) -> None:
         self._commit_hooks.append(hook)
 
+    def set_background(self, step: Callable[[sqlite3.Connection], bool]) -> None:
+        """Work the writer does only when no write is waiting (e.g. search indexing), one
+        ``step`` per transaction; a step returns whether more is waiting. Requests never
+        wait behind more than one step."""
+        self._background = step
+        self._background_due = True
+
     def submit(self, fn: Callable[[sqlite3.Connection], T]) -> Future[T]:
         if self._closed:
             raise StorageError("database is closed")
@@ -187,7 +196,14 @@ class Database:
     def _write_loop(self) -> None:
         conn = self._writer_conn
         while True:
-            job = self._queue.get()
+            if self._background_due:
+                try:
+                    job = self._queue.get_nowait()
+                except queue.Empty:
+                    self._run_background(conn)
+                    continue
+            else:
+                job = self._queue.get()
             if job is None:
                 break
             batch = [job]
@@ -205,6 +221,23 @@ class Database:
             if stop:
                 break
         conn.close()
+
+    def _run_background(self, conn: sqlite3.Connection) -> None:
+        assert self._background is not None
+        fcntl.flock(self._lock_fd, fcntl.LOCK_EX)
+        try:
+            conn.execute("BEGIN IMMEDIATE")
+            more = self._background(conn)
+            conn.execute("COMMIT")
+        except Exception:
+            log.exception("background write step failed")
+            if conn.in_transaction:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.execute("ROLLBACK")
+            more = False
+        finally:
+            fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        self._background_due = more
 
     def _run_batch(self, conn: sqlite3.Connection, batch: list[_Job]) -> None:
         outcomes: list[tuple[_Job, bool, Any]] = []
@@ -235,6 +268,8 @@ class Database:
             return
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
+        if self._background is not None:
+            self._background_due = True
         committed = [result for _, ok, result in outcomes if ok]
         for hook in self._commit_hooks:
             try:

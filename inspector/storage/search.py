@@ -60,10 +60,48 @@ def search_captures(store: CaptureStore, q: str, bin_name: str | None, limit: in
     query = parse(q)
     if not query and not bin_name:
         return store.list(None, limit=limit, before=before)
+    catch_up(store)
     sql, args = compile_search(query, bin_name, limit + 1, before)
     rows = store.db.read(lambda conn: conn.execute(sql, args).fetchall())
     caps = [_row_to_capture(r) for r in rows[:limit]]
     return Page(caps, caps[-1].id if len(rows) > limit and caps else None)
+
+
+INDEX_BATCH = 200
+
+
+def index_step(conn: sqlite3.Connection, limit: int = INDEX_BATCH) -> bool:
+    """Index the next ``limit`` captures not yet in the full-text index (migration 008).
+
+    Runs inside a writer transaction. Returns whether more may be waiting.
+    """
+    upto = conn.execute("SELECT indexed_upto FROM search_state WHERE id = 1").fetchone()[0]
+    top = conn.execute("SELECT MAX(id) FROM (SELECT id FROM captures WHERE id > ?"
+                       " ORDER BY id LIMIT ?)", (upto, limit)).fetchone()[0]
+    if top is None:
+        return False
+    conn.execute(
+        "INSERT INTO captures_fts (rowid, bin, method, ctype, path, query, hnames, headers,"
+        " body) SELECT id, bin, method, ctype, path, query, hnames, headers, body"
+        " FROM captures_search_src WHERE id > ? AND id <= ?", (upto, top))
+    conn.execute("UPDATE search_state SET indexed_upto = ? WHERE id = 1", (top,))
+    return True
+
+
+def catch_up(store: CaptureStore) -> None:
+    """Make every committed capture searchable before a search runs (read-your-writes).
+
+    Cheap when the background indexer is current: one read. After a burst it indexes the
+    backlog in writer jobs of a few hundred, so captures keep flowing in between.
+    """
+    def behind(conn: sqlite3.Connection) -> bool:
+        row = conn.execute("SELECT (SELECT indexed_upto FROM search_state WHERE id = 1)"
+                           " < (SELECT COALESCE(MAX(id), 0) FROM captures)").fetchone()
+        return bool(row[0])
+
+    while store.db.read(behind):
+        if not store.db.write(index_step):
+            break
 
 
 @dataclass
