@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import logging
 import tempfile
@@ -122,5 +123,8 @@ def create_app(config: Config | None = None, *, multiprocess: bool = False) -> F
         max_delay_s=config.max_response_delay,
         proxy=forwarder.proxy_answer,
     )
+    # What startup built (Faker's data, templates, the catalog) lives as long as the process:
+    # keep it out of the cyclic GC, whose full passes would otherwise walk it again and again.
+    gc.freeze()
     return app
 
