@@ -43,6 +43,7 @@ function query(params) {
 
 export const api = {
   bins: () => request('GET', '/api/bins'),
+  tls: () => request('GET', '/api/tls'),
   createBin: (name) => request('POST', `/api/bins/${enc(name)}`),
   captures: ({ bin, q, limit, before } = {}) =>
     request('GET', `/api/captures${query({ bin, q, limit, before })}`),

@@ -90,9 +90,31 @@ function binStatus(bin) {
   return b && b.response ? b.response.status : 200;
 }
 
+// HTTPS (serve --tls): the https twin of the capture URL and the local CA to trust.
+const tls = { base: null };
+
+async function loadTls() {
+  try {
+    const info = await api.tls();
+    if (!info.enabled || !info.url) return;
+    tls.base = info.url.replace(/\/$/, '');
+    const link = $('#ca-download');
+    link.hidden = !(info.ca && info.ca.download);
+    link.title = info.instructions || 'Trust this CA to call the https URL';
+    renderBinHead();
+  } catch {
+    // an older server without /api/tls: no https row
+  }
+}
+
 function renderBinHead() {
   const url = state.bin ? binCaptureUrl(state.bin) : `${location.origin}/in/<bin>`;
   $('#capture-url').textContent = url;
+  $('#tls-row').hidden = !tls.base;
+  if (tls.base) {
+    $('#tls-url').textContent = `${tls.base}/in/${state.bin || '<bin>'}`;
+    $('#copy-tls-url').disabled = !state.bin;
+  }
   $('#bin-title').textContent = state.bin || 'All bins';
   $('#bin-title').classList.toggle('all', !state.bin);
   $('#capture-url').title = state.bin ? 'Capture URL: send any request here' : 'Pick a bin';
@@ -733,6 +755,11 @@ function wire() {
     const url = binCaptureUrl(state.bin);
     toast((await copyText(url)) ? `Copied ${url}` : url);
   });
+  $('#copy-tls-url').addEventListener('click', async () => {
+    if (!state.bin || !tls.base) return;
+    const url = `${tls.base}/in/${state.bin}`;
+    toast((await copyText(url)) ? `Copied ${url}` : url);
+  });
   $('#response-btn').addEventListener('click', () => state.bin && openResponse(state.bin));
   $('#clear-btn').addEventListener('click', clearBin);
   $('#captures').addEventListener('click', (ev) => {
@@ -788,7 +815,7 @@ async function start() {
   wire();
   setPaused(false);
   const wanted = body.dataset.bin;
-  await Promise.all([refreshBins(), syncCursor()]);
+  await Promise.all([refreshBins(), syncCursor(), loadTls()]);
   let bin = BIN_RE.test(wanted || '') ? wanted : null;
   if (!bin && !wanted && state.bins.length === 1) bin = state.bins[0].name;
   await selectBin(bin, { push: Boolean(bin) && bin !== wanted });
