@@ -19,11 +19,10 @@ import threading
 from datetime import date
 from decimal import Decimal
 from functools import cache
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from faker import Faker
-from faker.generator import Generator
-from faker.providers.date_time import Provider as DateTimeProvider
+if TYPE_CHECKING:
+    from faker.generator import Generator
 
 from .errors import TemplateError
 from .syntax import Args, CompileEnv, Evaluator, Token, const, literal
@@ -39,7 +38,12 @@ _local = threading.local()
 
 
 def faker_for(locale: str) -> Generator:
-    """This thread's Faker generator for `locale` (building one costs ≈ 1 ms)."""
+    """This thread's Faker generator for `locale` (building one costs ≈ 1 ms).
+
+    Faker is imported here, on first use, not at import time: every server process imports
+    the provider, but only one that renders events needs Faker's ~15 MiB of data."""
+    from faker import Faker
+
     cache_ = getattr(_local, "generators", None)
     if cache_ is None:
         cache_ = _local.generators = {}
@@ -51,6 +55,8 @@ def faker_for(locale: str) -> Generator:
 
 @cache
 def known_locale(locale: str) -> bool:
+    from faker import Faker
+
     try:
         Faker(locale)
     except AttributeError:
@@ -80,6 +86,8 @@ def allowed_methods(locale: str) -> dict[str, inspect.Signature | None]:
 @cache
 def _date_time_methods() -> frozenset[str]:
     """Methods Faker's date/time provider defines itself (not those it inherits)."""
+    from faker.providers.date_time import Provider as DateTimeProvider
+
     return frozenset(n for n in vars(DateTimeProvider) if not n.startswith("_"))
 
 
