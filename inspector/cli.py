@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 import sys
 import webbrowser
 from typing import Any
@@ -43,6 +44,8 @@ def serve(**values: Any) -> None:
     from .server import serve as run
 
     config = Config.from_env(**{k: v for k, v in values.items() if v is not None})
+    if config.fixtures:  # read by the catalog in every worker and by the start-up check
+        os.environ["INSPECTOR_FIXTURES"] = config.fixtures
     on_ready = (lambda url: webbrowser.open(url)) if config.open else None
     try:
         run(config, on_ready=on_ready)

@@ -65,6 +65,8 @@ SETTINGS: list[Setting] = [
             "targets for Audian and Audata) instead of warning.", bool, is_flag=True),
     Setting("max_response_delay", 30.0, "Cap, in seconds, on a bin's configured response delay.",
             float),
+    Setting("fixtures", None, "Folder of vendor fixtures to use instead of the shipped ones "
+            "(copy fixtures/ and edit it)."),
     Setting("open", False, "Open the inspector in the default browser once the server is up.",
             bool, is_flag=True),
     Setting("tls", False, "Also serve everything over HTTPS on --tls-port, with a certificate "
@@ -97,6 +99,7 @@ class Config:
     retry_scale: float = 1.0
     strict_vendor_rules: bool = False
     max_response_delay: float = 30.0
+    fixtures: str | None = None
     open: bool = False
     tls: bool = False
     tls_port: int = 8443

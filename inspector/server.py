@@ -13,6 +13,7 @@ import contextlib
 import errno
 import os
 import socket
+import subprocess
 import sys
 import threading
 from collections.abc import Callable
@@ -89,11 +90,32 @@ def serve(config: Config, on_ready: Callable[[str], None] | None = None) -> None
     check_port(config.host, config.port)
     tls = _prepare_tls(config)  # None without --tls; else the TLS port is bound from here on
     migrate(config.db_path)  # once, in this process, before any worker opens the file
+    check_fixtures_in_background()
     kind = choose_server(config)
     if kind == "gunicorn":
         _serve_gunicorn(config, on_ready, tls)
     else:
         _serve_werkzeug(config, on_ready, tls)
+
+
+def check_fixtures_in_background() -> None:
+    """Validate the vendor fixtures at start without keeping Faker in the server's memory.
+
+    A short-lived child runs ``fixtures check``; only its problems reach stderr. A broken
+    fixture never stops the server: that vendor or event is left out and the API says why.
+    """
+    def run() -> None:
+        try:
+            out = subprocess.run([sys.executable, "-m", "inspector", "fixtures", "check"],
+                                 capture_output=True, text=True, timeout=120)
+        except (OSError, subprocess.SubprocessError):
+            return
+        if out.returncode != 0:
+            problems = (out.stdout + out.stderr).strip()
+            print(f"warning: some vendor fixtures have problems (left out until fixed):\n"
+                  f"{problems}", file=sys.stderr, flush=True)
+
+    threading.Thread(target=run, name="fixtures-check", daemon=True).start()
 
 
 def _announce(config: Config, port: int, on_ready: Callable[[str], None] | None) -> None:

@@ -10,6 +10,7 @@ import subprocess
 import sys
 import threading
 import time
+from pathlib import Path
 
 import httpx
 import websocket
@@ -144,3 +145,27 @@ def test_sigkill_mid_load_loses_no_acknowledged_request(tmp_path) -> None:
     kept = {bytes(r[0]) for r in con.execute("SELECT body FROM captures WHERE bin = 'crash'")}
     missing = [b for b in acked if b not in kept]
     assert not missing, f"{len(missing)} acknowledged requests lost, e.g. {missing[:3]}"
+
+
+def test_broken_fixture_is_reported_at_start_and_never_stops_the_server(tmp_path) -> None:
+    import shutil
+
+    root = tmp_path / "fixtures"
+    shutil.copytree(Path(__file__).resolve().parents[1] / "fixtures", root)
+    (root / "github" / "vendor.yaml").write_text("name: [unclosed\n")
+    port = free_port()
+    cmd = [sys.executable, "-m", "inspector", "serve", "--port", str(port), "--db",
+           str(tmp_path / "f.db"), "--fixtures", str(root)]
+    proc = subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+                            start_new_session=True)
+    try:
+        seen = ""
+        deadline = time.monotonic() + 60
+        while "vendor.yaml" not in seen and time.monotonic() < deadline:
+            seen += proc.stdout.readline()
+        assert "fixtures have problems" in seen and "github/vendor.yaml:2: YAML syntax error" in seen, seen
+        vendors = httpx.get(f"http://127.0.0.1:{port}/api/vendors").json()["vendors"]
+        ids = {v["id"] for v in vendors}
+        assert "audian" in ids and "github" not in ids
+    finally:
+        stop_process(proc)

@@ -10,6 +10,7 @@ Every event is also rendered once at load time, so a fixture that only fails whe
 from __future__ import annotations
 
 import importlib.resources
+import os
 import re
 from dataclasses import replace
 from functools import cache
@@ -60,7 +61,11 @@ _EXEMPT = "__pycache__"
 
 
 def default_root() -> Path:
-    """The fixtures shipped with the package; in a checkout that is not installed, ./fixtures."""
+    """``INSPECTOR_FIXTURES`` (``serve --fixtures``) when set; else the fixtures shipped with
+    the package; in a checkout that is not installed, ./fixtures."""
+    override = os.environ.get("INSPECTOR_FIXTURES")
+    if override:
+        return Path(override)
     try:
         return Path(str(importlib.resources.files("inspector.fixtures")))
     except ModuleNotFoundError:
