@@ -163,7 +163,8 @@ def test_broken_fixture_is_reported_at_start_and_never_stops_the_server(tmp_path
         deadline = time.monotonic() + 60
         while "vendor.yaml" not in seen and time.monotonic() < deadline:
             seen += proc.stdout.readline()
-        assert "fixtures have problems" in seen and "github/vendor.yaml:2: YAML syntax error" in seen, seen
+        assert "fixtures have problems" in seen, seen
+        assert "github/vendor.yaml:2: YAML syntax error" in seen, seen
         vendors = httpx.get(f"http://127.0.0.1:{port}/api/vendors").json()["vendors"]
         ids = {v["id"] for v in vendors}
         assert "audian" in ids and "github" not in ids
