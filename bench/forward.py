@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import itertools
 import json
 import os
 import re
@@ -27,11 +28,10 @@ import subprocess
 import sys
 import tempfile
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
-from ingest import free_port, wait_port  # noqa: E402
+from ingest import Result, _py_load, free_port, wait_port  # noqa: E402
 
 HERE = Path(__file__).resolve().parent
 PAD = "x" * 980
@@ -73,51 +73,15 @@ def target_main(port: int, log_path: str) -> None:
 
 
 # -- load -----------------------------------------------------------------------------------------
-@dataclass
-class Result:
-    rps: float
-    p50: float
-    p99: float
-    acked: int
-    errors: int
-
-
-async def _load(port: int, bin_name: str, seconds: float, conc: int, start_n: int) -> Result:
-    lat: list[float] = []
-    acked = errors = 0
-    counter = [start_n]
-    end = time.monotonic() + seconds
-
-    async def one() -> None:
-        nonlocal acked, errors
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        while time.monotonic() < end:
-            counter[0] += 1
-            body = json.dumps({"n": counter[0], "event": "call.completed",
-                               "data": {"pad": PAD}}).encode()
-            req = (f"POST /in/{bin_name} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
-                   f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
-                   ).encode() + body
-            t0 = time.perf_counter()
-            writer.write(req)
-            head = await reader.readuntil(b"\r\n\r\n")
-            n = int(re.search(rb"(?i)content-length: (\d+)", head).group(1))
-            await reader.readexactly(n)
-            lat.append((time.perf_counter() - t0) * 1000)
-            if head[9:10] == b"2":
-                acked += 1
-            else:
-                errors += 1
-        writer.close()
-
-    await asyncio.gather(*(one() for _ in range(conc)))
-    lat.sort()
-    return Result(len(lat) / seconds, lat[len(lat) // 2], lat[int(len(lat) * 0.99)], acked,
-                  errors)
-
-
 def load(port: int, bin_name: str, seconds: float, conc: int, start_n: int) -> Result:
-    return asyncio.run(_load(port, bin_name, seconds, conc, start_n))
+    """ingest.py's client with a numbered body per request, so order can be checked."""
+    counter = itertools.count(start_n + 1)
+
+    def body() -> bytes:
+        return json.dumps({"n": next(counter), "event": "call.completed",
+                           "data": {"pad": PAD}}).encode()
+
+    return asyncio.run(_py_load(port, f"/in/{bin_name}", seconds, conc, body))
 
 
 # -- checks ---------------------------------------------------------------------------------------

@@ -25,6 +25,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -83,9 +84,13 @@ def run_wrk(url: str, seconds: float, conc: int, workdir: Path) -> Result:
     return Result(total / seconds, ms("50"), ms("99"), total - non2xx, non2xx + sock_err)
 
 
-async def _py_load(port: int, path: str, seconds: float, conc: int) -> Result:
-    req = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\nContent-Type: application/json"
-           f"\r\nContent-Length: {len(BODY)}\r\n\r\n").encode() + BODY
+async def _py_load(port: int, path: str, seconds: float, conc: int,
+                   body_for: Callable[[], bytes] | None = None) -> Result:
+    """A bounded asyncio client on keep-alive connections; ``body_for`` makes each request's
+    body (default: the fixed 1 KiB BODY)."""
+    head_fmt = (f"POST {path} HTTP/1.1\r\nHost: 127.0.0.1:{port}\r\n"
+                "Content-Type: application/json\r\nContent-Length: {}\r\n\r\n")
+    fixed = head_fmt.format(len(BODY)).encode() + BODY
     lat: list[float] = []
     acked = errors = 0
     end = time.monotonic() + seconds
@@ -94,6 +99,11 @@ async def _py_load(port: int, path: str, seconds: float, conc: int) -> Result:
         nonlocal acked, errors
         reader, writer = await asyncio.open_connection("127.0.0.1", port)
         while time.monotonic() < end:
+            if body_for is None:
+                req = fixed
+            else:
+                body = body_for()
+                req = head_fmt.format(len(body)).encode() + body
             t0 = time.perf_counter()
             writer.write(req)
             head = await reader.readuntil(b"\r\n\r\n")

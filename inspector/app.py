@@ -18,7 +18,7 @@ from .forwarding import Forwarder, ForwardingCaptures
 from .live.hub import LiveHub
 from .live.notify import CrossProcessNotifier
 from .storage import CaptureStore, Database
-from .storage.search import index_step, search_captures
+from .storage.search import index_step
 from .web import (
     api,
     forward_api,
@@ -61,7 +61,7 @@ def create_app(config: Config | None = None, *, multiprocess: bool = False) -> F
     forwarder = Forwarder(store, delivery)
     forwarder.add_cli_targets(config.forward)  # serve --forward BIN=URL
     svc = Services(config=config, db=db, store=store, hub=hub, guard=guard)
-    svc.extra.update(delivery=delivery, forwarder=forwarder, search=search_captures)
+    svc.extra.update(delivery=delivery, forwarder=forwarder)
     svc.extra.setdefault("closers", []).append(delivery.close)
 
     # Live: the hub hears of every commit (ours, and other workers' through the notifier)

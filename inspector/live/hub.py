@@ -55,25 +55,35 @@ class Subscriber:
     def wants(self, cap: Capture) -> bool:
         return cap.id > self.cursor and (self.bin is None or cap.bin == self.bin)
 
+    def _send_nowait(self, data: bytes, *, droppable: bool = False) -> bool:
+        """Write what the socket takes now (under ``self.lock``, in direct mode). Unsent bytes
+        become ``remainder`` and the client goes to its own thread; a ``droppable`` message
+        that cannot start at once is dropped whole instead. False when the socket is dead."""
+        assert self.sock is not None
+        try:
+            sent = self.sock.send(data, socket.MSG_DONTWAIT)
+        except (BlockingIOError, InterruptedError):
+            if droppable:
+                return True  # dropping a whole frame is safe; half a frame would not be
+            sent = 0
+        except OSError:
+            self.dead = True
+            self.mode = "catchup"
+            self.event.set()
+            return False
+        if sent < len(data):
+            self.remainder = data[sent:]
+            self.mode = "catchup"
+            self.event.set()
+        return True
+
     def push_event(self, frame: bytes) -> None:
         """A non-capture event (e.g. a delivery update): best effort, live clients only.
         Events are not replayed on resume; the API holds their current state."""
         with self.lock:
             if self.mode != "direct" or self.sock is None or self.remainder:
                 return
-            try:
-                sent = self.sock.send(frame, socket.MSG_DONTWAIT)
-            except (BlockingIOError, InterruptedError):
-                return  # dropping a whole frame is safe; half a frame would not be
-            except OSError:
-                self.dead = True
-                self.mode = "catchup"
-                self.event.set()
-                return
-            if sent < len(frame):
-                self.remainder = frame[sent:]
-                self.mode = "catchup"
-                self.event.set()
+            self._send_nowait(frame, droppable=True)
 
     def push(self, frames: list[tuple[Capture, bytes]], upto: int) -> None:
         """Called by the pump with the batch up to id ``upto``."""
@@ -82,20 +92,8 @@ class Subscriber:
                 self.event.set()
                 return
             data = b"".join(f for cap, f in frames if self.wants(cap))
-            if data:
-                try:
-                    sent = self.sock.send(data, socket.MSG_DONTWAIT)
-                except (BlockingIOError, InterruptedError):
-                    sent = 0
-                except OSError:
-                    self.dead = True
-                    self.mode = "catchup"
-                    self.event.set()
-                    return
-                if sent < len(data):
-                    self.remainder = data[sent:]
-                    self.mode = "catchup"
-                    self.event.set()
+            if data and not self._send_nowait(data):
+                return
             self.cursor = max(self.cursor, upto)
 
 

@@ -277,16 +277,19 @@ class CaptureStore:
         nxt = caps[-1].id if len(rows) > limit and caps else None
         return Page(caps, nxt)
 
-    def after(self, after_id: int, bin_name: str | None = None, limit: int = 500
-              ) -> list[Capture]:
-        """Captures with id above ``after_id``, oldest first: the live stream's source."""
+    @staticmethod
+    def _after_sql(after_id: int, bin_name: str | None, limit: int) -> tuple[str, list[Any]]:
         sql = f"SELECT {SUMMARY_COLUMNS} FROM captures WHERE id > ?"
         args: list[Any] = [after_id]
         if bin_name:
             sql += " AND bin = ?"
             args.append(bin_name)
-        sql += " ORDER BY id LIMIT ?"
-        args.append(limit)
+        return sql + " ORDER BY id LIMIT ?", [*args, limit]
+
+    def after(self, after_id: int, bin_name: str | None = None, limit: int = 500
+              ) -> list[Capture]:
+        """Captures with id above ``after_id``, oldest first: the live stream's source."""
+        sql, args = self._after_sql(after_id, bin_name, limit)
         rows = self.db.read(lambda c: c.execute(sql, args).fetchall())
         return [_row_to_capture(r) for r in rows]
 
@@ -298,12 +301,7 @@ class CaptureStore:
         def run(conn: sqlite3.Connection) -> tuple[list[Capture], int]:
             conn.execute("BEGIN")
             try:
-                sql = f"SELECT {SUMMARY_COLUMNS} FROM captures WHERE id > ?"
-                args: list[Any] = [after_id]
-                if bin_name:
-                    sql += " AND bin = ?"
-                    args.append(bin_name)
-                rows = conn.execute(sql + " ORDER BY id LIMIT ?", (*args, limit)).fetchall()
+                rows = conn.execute(*self._after_sql(after_id, bin_name, limit)).fetchall()
                 caps = [_row_to_capture(r) for r in rows]
                 if len(caps) == limit:
                     return caps, caps[-1].id

@@ -11,6 +11,7 @@ from werkzeug.exceptions import HTTPException
 from ..query import QueryError
 from ..storage import BinResponse, Capture
 from ..storage.captures import BIN_NAME
+from ..storage.search import search_captures
 from .services import services
 
 bp = Blueprint("api", __name__, url_prefix="/api")
@@ -157,14 +158,11 @@ def list_captures() -> Response:
     limit = int_arg("limit", 50, lo=1, hi=MAX_LIMIT)
     before = int_arg("before")
     q = request.args.get("q", "").strip()
-    search = svc.extra.get("search")
-    if q and search is not None:
+    if q:
         try:
-            page = search(svc.store, q, bin_name, limit, before)
+            page = search_captures(svc.store, q, bin_name, limit, before)
         except QueryError as exc:
             raise ApiError(400, str(exc)) from None
-    elif q:
-        raise ApiError(400, "search is not available")
     else:
         page = svc.store.list(bin_name, limit=limit, before=before)
     return jsonify({"captures": [c.summary() for c in page.captures], "next": page.next})
