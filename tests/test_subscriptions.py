@@ -229,3 +229,56 @@ def test_signing_verify_for_console_generic_vendor(fast) -> None:
     ts = int(header(headers, "webhook-timestamp"))
     assert signing.verify("standard-webhooks", sub["secret"], raw(fast, cap), headers,
                           now=ts).valid
+
+
+def test_list_shows_every_subscription_with_recent_delivery_health(fast) -> None:
+    """The UI's list: console and vendor-API subscriptions together, each with the newest
+    deliveries as they stand (counts, the last one's HTTP status and attempt time)."""
+    api = fast.url + "/api/subscriptions"
+    good = httpx.post(api, json={"vendor": "audata", "url": fast.url + "/in/h-good",
+                                 "events": ["Listener.updated"]}).json()["subscription"]
+    bad = httpx.post(api, json={"vendor": "audata", "url": fast.url + "/in/h-bad",
+                                "events": ["Listener.updated"]}).json()["subscription"]
+    httpx.put(fast.url + "/api/bins/h-bad/response", json={"status": 500})
+    wh = audian_sub(fast, "h-audian", ["*"])
+    idle = audian_sub(fast, "h-idle", ["*"], active=False)
+
+    listed = httpx.get(api).json()
+    assert set(listed["console_vendors"]) >= {"audata", "apirtc", "alphatouch"}
+    assert "audian" not in listed["console_vendors"]
+    by_id = {s["id"]: s for s in listed["subscriptions"]}
+    assert set(by_id) == {good["id"], bad["id"], wh["id"], idle["id"]}
+    assert by_id[good["id"]]["managed"] == "console"
+    assert by_id[wh["id"]]["managed"] == "vendor_api"
+    fresh = by_id[good["id"]]["health"]["recent"]
+    assert fresh["count"] == 0 and fresh["last_delivery"] is None and fresh["window"] >= 10
+
+    sent: dict[str, list[int]] = {}
+    for vendor, event in (("audata", "Listener.updated"), ("audata", "Listener.updated"),
+                          ("audian", "call.completed")):
+        for d in emit(fast, vendor, event)["deliveries"]:
+            sent.setdefault(d["subscription"], []).append(d["delivery"]["id"])
+    assert sorted(len(v) for v in sent.values()) == [1, 2, 2]
+    settle(fast, [i for v in sent.values() for i in v])
+
+    deadline = time.monotonic() + 5
+    while True:  # the settled counters move just after the delivery settles
+        by_id = {s["id"]: s for s in httpx.get(api).json()["subscriptions"]}
+        if by_id[bad["id"]]["health"]["failed"] == 2 or time.monotonic() > deadline:
+            break
+        time.sleep(0.05)
+    g, b, a, i = (by_id[k]["health"] for k in (good["id"], bad["id"], wh["id"], idle["id"]))
+    assert (g["recent"]["count"], g["recent"]["delivered"], g["recent"]["failed"]) == (2, 2, 0)
+    assert g["recent"]["last_delivery"]["status"] == "delivered"
+    assert g["recent"]["last_delivery"]["status_code"] == 200
+    assert g["recent"]["last_delivery"]["id"] == max(sent[good["id"]])
+    assert g["recent"]["last_delivery"]["last_attempt_at"]
+    assert g["delivered"] == 2 and g["last_outcome"] == "delivered"
+    assert (b["recent"]["delivered"], b["recent"]["failed"]) == (0, 2)
+    assert b["recent"]["last_delivery"]["status_code"] == 500
+    assert b["failed"] == 2 and b["last_outcome"] == "failed"
+    assert a["recent"]["delivered"] == 1 and a["recent"]["last_delivery"]["event"] == (
+        "call.completed")
+    assert i["recent"]["count"] == 0 and i["state"] == "inactive"
+    one = httpx.get(f"{api}/{bad['id']}").json()["subscription"]
+    assert one["health"]["recent"] == b["recent"]

@@ -21,6 +21,8 @@ from .deliveries import utc_now
 _COLS = ("id, vendor, scope, url, events, active, description, secret, options, warnings,"
          " pause_after, paused_at, consecutive_failures, delivered_count, failed_count,"
          " last_delivery_at, last_outcome, created_at, updated_at")
+RECENT_WINDOW = 20
+"""How many of a subscription's newest deliveries its listed health counts."""
 UPDATABLE = frozenset({"url", "events", "active", "description", "secret", "options",
                        "warnings", "pause_after", "paused_at", "consecutive_failures"})
 
@@ -206,6 +208,38 @@ class SubscriptionStore:
                 " ORDER BY delivery_id DESC LIMIT ? OFFSET ?",
                 (sub_id, limit, (page - 1) * limit)).fetchall()
             return [LogEntry(*r) for r in rows], total
+
+        return self.db.read(read)
+
+    def recent(self, sub_ids: list[str], window: int = RECENT_WINDOW
+               ) -> dict[str, dict[str, Any]]:
+        """Per subscription, its newest ``window`` deliveries as they stand now (pending ones
+        included, which the counters only see once settled) and the newest one: the health a
+        list of subscriptions shows. One indexed query per subscription, in one read."""
+        def read(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
+            out = {}
+            for sid in sub_ids:
+                rows = conn.execute(
+                    "SELECT d.id, d.status, d.last_status, d.last_error, d.attempt_count,"
+                    " d.event, d.created_at, d.settled_at"
+                    " FROM subscription_deliveries s JOIN deliveries d ON d.id = s.delivery_id"
+                    " WHERE s.subscription_id = ? ORDER BY s.delivery_id DESC LIMIT ?",
+                    (sid, window)).fetchall()
+                counts = {"delivered": 0, "failed": 0, "pending": 0}
+                for r in rows:
+                    if r[1] in counts:
+                        counts[r[1]] += 1
+                last = None
+                if rows:
+                    did, status, code, error, attempts, event, created, settled = rows[0]
+                    started = conn.execute("SELECT MAX(started_at) FROM delivery_attempts"
+                                           " WHERE delivery_id = ?", (did,)).fetchone()[0]
+                    last = {"id": did, "status": status, "status_code": code, "error": error,
+                            "attempt_count": attempts, "event": event, "created_at": created,
+                            "last_attempt_at": started, "settled_at": settled}
+                out[sid] = {"window": window, "count": len(rows), **counts,
+                            "last_delivery": last}
+            return out
 
         return self.db.read(read)
 

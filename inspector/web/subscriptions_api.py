@@ -4,7 +4,11 @@
   ``POST /api/subscriptions/<id>/test``, ``GET /api/subscriptions/<id>/logs``,
   ``POST /api/subscriptions/<id>/rotate-secret``. Creating is for console vendors (Audata,
   ApiRTC, AlphaTouch and the generic schemes); listing shows every vendor's subscriptions
-  (Audian's and Atomic's too) with their delivery health. Console options (``options``):
+  (Audian's and Atomic's too, ``managed``: ``console`` or ``vendor_api``; the list also names
+  the ``console_vendors``) with their delivery health: the settled counters, and in GET (list
+  and one) ``health.recent``, the newest deliveries as they stand now (``window``, ``count``,
+  ``delivered``, ``failed``, ``pending``, ``last_delivery``: id, status, status_code, error,
+  attempt_count, event, created_at, last_attempt_at, settled_at). Console options (``options``):
   Audata ``method`` (GET|POST) or ``methods`` ({event: GET|POST}); ApiRTC ``headers``
   ({name: value}) and ``active`` (the console's Activate checkbox); AlphaTouch ``api_key``.
 - ``POST /api/vendors/<vendor>/events/<event>/emit`` ``{"seed", "overrides", "environment"}``
@@ -112,13 +116,25 @@ def _body(required: bool = True) -> dict[str, Any]:
     return data
 
 
-def subscription_json(sub: Subscription) -> dict[str, Any]:
+def subscription_json(sub: Subscription, recent: dict[str, Any] | None = None
+                      ) -> dict[str, Any]:
+    """``recent`` (SubscriptionStore.recent): the newest deliveries as they stand now, added to
+    ``health`` as ``recent`` (window, count, delivered, failed, pending, last_delivery)."""
+    health = sub.health()
+    if recent is not None:
+        health["recent"] = recent
     return {
         "id": sub.id, "vendor": sub.vendor, "environment": sub.scope or None, "url": sub.url,
         "events": sub.events, "active": sub.active, "description": sub.description,
         "secret": sub.secret, "options": sub.options, "warnings": sub.warnings,
-        "created_at": sub.created_at, "updated_at": sub.updated_at, "health": sub.health(),
+        "managed": "console" if sub.vendor in CONSOLE_VENDORS else "vendor_api",
+        "created_at": sub.created_at, "updated_at": sub.updated_at, "health": health,
     }
+
+
+def _with_health(subs: list[Subscription]) -> list[dict[str, Any]]:
+    recent = subscription_service().store.recent([s.id for s in subs])
+    return [subscription_json(s, recent.get(s.id)) for s in subs]
 
 
 def _options(svc: SubscriptionService, vendor: str, raw: Any, events: list[str]
@@ -169,7 +185,8 @@ def _console_sub(sub_id: str) -> Subscription:
 def list_subscriptions() -> Response:
     vendor = request.args.get("vendor") or None
     subs = subscription_service().list(vendor)
-    return jsonify({"subscriptions": [subscription_json(s) for s in subs]})
+    return jsonify({"subscriptions": _with_health(subs),
+                    "console_vendors": list(CONSOLE_VENDORS)})
 
 
 @bp.post("/subscriptions")
@@ -193,7 +210,8 @@ def create_subscription() -> tuple[Response, int]:
 
 @bp.get("/subscriptions/<sub_id>")
 def get_subscription(sub_id: str) -> Response:
-    return jsonify({"subscription": subscription_json(_console_sub(sub_id))})
+    (found,) = _with_health([_console_sub(sub_id)])
+    return jsonify({"subscription": found})
 
 
 @bp.patch("/subscriptions/<sub_id>")
