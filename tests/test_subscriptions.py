@@ -246,6 +246,9 @@ def test_list_shows_every_subscription_with_recent_delivery_health(fast) -> None
     listed = httpx.get(api).json()
     assert set(listed["console_vendors"]) >= {"audata", "apirtc", "alphatouch"}
     assert "audian" not in listed["console_vendors"]
+    assert listed["console_options"]["audata"] == ["method", "methods"]
+    assert listed["console_options"]["apirtc"] == ["headers"]
+    assert listed["console_options"]["alphatouch"] == ["api_key"]
     by_id = {s["id"]: s for s in listed["subscriptions"]}
     assert set(by_id) == {good["id"], bad["id"], wh["id"], idle["id"]}
     assert by_id[good["id"]]["managed"] == "console"

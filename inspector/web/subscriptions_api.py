@@ -5,10 +5,11 @@
   ``POST /api/subscriptions/<id>/rotate-secret``. Creating is for console vendors (Audata,
   ApiRTC, AlphaTouch and the generic schemes); listing shows every vendor's subscriptions
   (Audian's and Atomic's too, ``managed``: ``console`` or ``vendor_api``; the list also names
-  the ``console_vendors``) with their delivery health: the settled counters, and in GET (list
-  and one) ``health.recent``, the newest deliveries as they stand now (``window``, ``count``,
-  ``delivered``, ``failed``, ``pending``, ``last_delivery``: id, status, status_code, error,
-  attempt_count, event, created_at, last_attempt_at, settled_at). Console options (``options``):
+  the ``console_vendors`` and the ``console_options`` each takes) with their delivery health:
+  the settled counters, and in GET (list and one) ``health.recent``, the newest deliveries as
+  they stand now (``window``, ``count``, ``delivered``, ``failed``, ``pending``,
+  ``last_delivery``: id, status, status_code, error, attempt_count, event, created_at,
+  last_attempt_at, settled_at). Console options (``options``):
   Audata ``method`` (GET|POST) or ``methods`` ({event: GET|POST}); ApiRTC ``headers``
   ({name: value}) and ``active`` (the console's Activate checkbox); AlphaTouch ``api_key``.
 - ``POST /api/vendors/<vendor>/events/<event>/emit`` ``{"seed", "overrides", "environment"}``
@@ -137,14 +138,22 @@ def _with_health(subs: list[Subscription]) -> list[dict[str, Any]]:
     return [subscription_json(s, recent.get(s.id)) for s in subs]
 
 
+CONSOLE_OPTIONS = {"audata": ("method", "methods"), "apirtc": ("headers",),
+                   "alphatouch": ("api_key",)}
+"""What each console offers (``options``); the generic schemes take extra ``headers``."""
+
+
+def console_options(vendor: str) -> set[str]:
+    return set(CONSOLE_OPTIONS.get(vendor, ("headers",)))
+
+
 def _options(svc: SubscriptionService, vendor: str, raw: Any, events: list[str]
              ) -> dict[str, Any]:
     if raw is None:
         return {}
     if not isinstance(raw, dict):
         raise SubscriptionError("options", "options must be an object", 400)
-    allowed = {"audata": {"method", "methods"}, "apirtc": {"headers"},
-               "alphatouch": {"api_key"}}.get(vendor, {"headers"})
+    allowed = console_options(vendor)
     unknown = set(raw) - allowed
     if unknown:
         raise SubscriptionError(f"options.{sorted(unknown)[0]}",
@@ -186,7 +195,8 @@ def list_subscriptions() -> Response:
     vendor = request.args.get("vendor") or None
     subs = subscription_service().list(vendor)
     return jsonify({"subscriptions": _with_health(subs),
-                    "console_vendors": list(CONSOLE_VENDORS)})
+                    "console_vendors": list(CONSOLE_VENDORS),
+                    "console_options": {v: sorted(console_options(v)) for v in CONSOLE_VENDORS}})
 
 
 @bp.post("/subscriptions")
