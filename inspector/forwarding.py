@@ -35,9 +35,9 @@ from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
 
-from .delivery import RetryPolicy, check_url, iso
+from .delivery import RetryPolicy, build, check_url, iso
 from .delivery.engine import LEASE_MARGIN
-from .storage.captures import BIN_NAME, CaptureStore, NewCapture, Stored
+from .storage.captures import BIN_NAME, Capture, CaptureStore, NewCapture, Stored
 from .storage.deliveries import Delivery, NewDelivery
 from .storage.forwarding import ForwardRulesStore, insert_capture_with_forwards
 
@@ -163,7 +163,7 @@ class Filters:
             out["json"] = {k: v for k, _, v in self.json}
         return out
 
-    def matches(self, new: NewCapture, doc: Callable[[], Any]) -> bool:
+    def matches(self, new: NewCapture | Capture, doc: Callable[[], Any]) -> bool:
         if self.methods and new.method.upper() not in self.methods:
             return False
         if self.path and not fnmatch.fnmatchcase(new.path or "/", self.path):
@@ -432,21 +432,7 @@ class Forwarder:
         if not chosen:
             return self.store.add(new)
         engine = self.engine
-        policy = RetryPolicy(schedule=rules.retry, timeout=rules.timeout,
-                             scale=engine.retry_scale, forever=True,
-                             name="forwarding").to_dict()
-        hdrs = forward_headers(new.headers, remote_addr=new.remote_addr, tls=bool(new.tls))
-        forwards = []
-        for index, target in chosen:
-            queue = f"forward:{new.bin}:{target.url}"
-            nd = NewDelivery(
-                source="forward", url=target_url(target.url, new.path, new.query, target.path),
-                method=new.method, body=new.body, policy=policy, headers=list(hdrs),
-                headers_mode="fixed",
-                content_type=next((v for n, v in hdrs if n.lower() == "content-type"), None),
-                context={"bin": new.bin, "path": new.path, "target": target.url,
-                         "target_index": index, "queue": queue})
-            forwards.append((nd, queue))
+        forwards = [(nd, nd.context["queue"]) for nd in self._build(new, rules, chosen)]
         now = time.time()
         stored, deliveries = insert_capture_with_forwards(
             self.db, self.store, new, forwards, engine.token,
@@ -458,14 +444,103 @@ class Forwarder:
         return ForwardStored(stored.capture, stored.response, forwards=deliveries, proxy=proxy,
                              rules=rules)
 
+    def _build(self, cap: NewCapture | Capture, rules: Rules,
+               chosen: Sequence[tuple[int, Target]]) -> list[NewDelivery]:
+        """One forward delivery per chosen target (not yet recorded)."""
+        policy = RetryPolicy(schedule=rules.retry, timeout=rules.timeout,
+                             scale=self.engine.retry_scale, forever=True,
+                             name="forwarding").to_dict()
+        hdrs = forward_headers(cap.headers or [], remote_addr=cap.remote_addr,
+                               tls=bool(cap.tls))
+        return [NewDelivery(
+            source="forward", url=target_url(target.url, cap.path, cap.query, target.path),
+            method=cap.method, body=cap.body or b"", policy=policy, headers=list(hdrs),
+            headers_mode="fixed",
+            content_type=next((v for n, v in hdrs if n.lower() == "content-type"), None),
+            context={"bin": cap.bin, "path": cap.path, "target": target.url,
+                     "target_index": index, "queue": f"forward:{cap.bin}:{target.url}"})
+            for index, target in chosen]
+
+    def resend(self, cap: Capture) -> list[dict[str, Any]]:
+        """Re-forward a stored capture (the UI's Re-send), to the bin's current targets that
+        match it (without rules: to the targets it was forwarded to before).
+
+        Per target: a forward of this capture still pending is attempted now rather than at
+        its next retry time (``retry_now``; when it waits behind earlier captures' forwards
+        to the same target, the head of that queue is, so order is kept); ``in_flight`` when
+        an attempt is under way already; otherwise a new forward delivery is made at once
+        (``resent``, ``redelivery_of`` the previous one), outside the target's queue.
+        Returns ``[{"target", "action", "delivery": summary}]``; raises
+        :class:`ForwardError` when there is nothing to send to."""
+        engine = self.engine
+        latest: dict[str, Delivery] = {}  # forward URL -> newest forward of this capture
+        for d in self.rules_store.deliveries_for(cap.id):
+            latest[d.url] = d
+        rules = self.get(cap.bin)
+        fresh: list[tuple[str, NewDelivery]] = []
+        again: list[tuple[str, Delivery]] = []
+        if rules is not None and rules.targets:
+            chosen = self.matching(rules, cap)
+            if not chosen:
+                raise ForwardError(f"no forward target of bin {cap.bin!r} matches capture "
+                                   f"{cap.id} (see the targets' filters)")
+            for (_, target), nd in zip(chosen, self._build(cap, rules, chosen), strict=True):
+                prev = latest.get(nd.url)
+                if prev is not None and prev.status == "pending":
+                    again.append((target.url, prev))
+                else:
+                    nd.redelivery_of = prev.id if prev is not None else None
+                    fresh.append((target.url, nd))
+        elif latest:
+            for d in latest.values():
+                if d.status == "pending":
+                    again.append((d.url, d))
+                else:
+                    fresh.append((d.url, build.redelivery(self.db_delivery(d.id),
+                                                          scale=engine.retry_scale)))
+        else:
+            raise ForwardError(f"bin {cap.bin!r} has no forwarding rules and capture "
+                               f"{cap.id} was never forwarded")
+        out = []
+        for target, d in again:
+            out.append(self._retry_now(target, d))
+        for target, nd in fresh:
+            nd.capture_id = cap.id
+            if nd.context:
+                nd.context.pop("queue", None)  # a re-send goes at once, not behind the queue
+            out.append({"target": target, "action": "resent",
+                        "delivery": engine.submit(nd).summary()})
+        return out
+
+    def db_delivery(self, delivery_id: int) -> Delivery:
+        found = self.engine.store.get(delivery_id, attempts=False)
+        if found is None:
+            raise ForwardError(f"no delivery with id {delivery_id}")
+        return found
+
+    def _retry_now(self, target: str, d: Delivery) -> dict[str, Any]:
+        engine = self.engine
+        full = self.db_delivery(d.id)
+        timeout = float((full.policy or {}).get("timeout") or DEFAULT_TIMEOUT)
+        now = time.time()
+        head = self.rules_store.lease_queue_head(d.id, engine.token,
+                                                 iso(now + timeout + LEASE_MARGIN), iso(now))
+        if head is None:
+            return {"target": target, "action": "in_flight", "delivery": full.summary()}
+        leased = self.db_delivery(head)
+        engine.adopt([leased])
+        shown = leased if head == d.id else self.db_delivery(d.id)
+        return {"target": target, "action": "retry_now", "delivery": shown.summary(),
+                "attempting": head}
+
     @staticmethod
-    def matching(rules: Rules, new: NewCapture) -> list[tuple[int, Target]]:
+    def matching(rules: Rules, new: NewCapture | Capture) -> list[tuple[int, Target]]:
         parsed: list[Any] = []
 
         def doc() -> Any:
             if not parsed:
                 try:
-                    parsed.append(json.loads(new.body))
+                    parsed.append(json.loads(new.body or b""))
                 except (ValueError, UnicodeDecodeError):
                     parsed.append(_MISSING)
             return parsed[0]

@@ -234,7 +234,7 @@ def test_target_down_for_first_captures_gets_them_all_in_order(make_server, apps
         wait_forward_status(srv.url, cid, "delivered")
     statuses = httpx.get(f"{srv.url}/api/forwards/status",
                          params={"ids": ",".join(map(str, ids))}, timeout=10).json()
-    assert statuses == {"statuses": {str(i): "delivered" for i in ids}}
+    assert statuses["statuses"] == {str(i): "delivered" for i in ids}
 
 
 def test_non_2xx_is_retried_until_delivered(make_server, apps) -> None:
@@ -388,3 +388,80 @@ def test_queued_forwards_survive_a_restart(make_server, apps) -> None:
     assert [json.loads(g.body)["n"] for g in app.got] == [0, 1, 2, 3]
     assert httpx.get(f"{again.url}/api/deliveries", params={"status": "pending"}
                      ).json()["deliveries"] == []
+
+
+def badges_of(base: str, *ids: int) -> dict:
+    return httpx.get(f"{base}/api/forwards/status", params={"ids": ",".join(map(str, ids))},
+                     timeout=10).json()["badges"]
+
+
+def test_resend_retries_now_then_redelivers(make_server, apps) -> None:
+    """POST /api/captures/<id>/forward: a pending forward (waiting on a long retry) is tried
+    at once, in queue order; a delivered one is sent again as a new delivery."""
+    srv = make_server()
+    port = closed_port()
+    r = put_rules(srv.url, "resend", {"targets": [f"http://127.0.0.1:{port}/hooks"],
+                                      "retry": [0, 0, 600]})
+    assert r.status_code == 200, r.text
+    first = httpx.post(f"{srv.url}/in/resend/a?q=1", content=b'{"n":1}', timeout=10).json()["id"]
+    second = httpx.post(f"{srv.url}/in/resend", content=b'{"n":2}', timeout=10).json()["id"]
+    deadline = time.monotonic() + 10
+    while forwards_of(srv.url, first)["deliveries"][0]["attempt_count"] < 2:
+        assert time.monotonic() < deadline, forwards_of(srv.url, first)
+        time.sleep(0.05)
+    badges = badges_of(srv.url, first, second)
+    assert badges[str(first)]["state"] == "retrying"  # next try in 10 minutes
+    assert badges[str(first)]["error"] == "connection refused"
+    assert badges[str(first)]["code"] is None
+    assert badges[str(second)]["state"] == "pending"  # queued behind the first, untried
+    assert badges[str(second)]["attempts"] == 0
+    app = apps(port=port, answer=lambda g: (202, [("X-App", "yes")], b'{"ok":1}'))
+    # Re-send the second: the head of the queue (the first) goes now, then the second.
+    r = httpx.post(f"{srv.url}/api/captures/{second}/forward", timeout=10)
+    assert r.status_code == 202, r.text
+    (entry,) = r.json()["resent"]
+    assert entry["action"] == "retry_now" and entry["attempting"] == entry["delivery"]["id"] - 1
+    got = app.wait_for(2)
+    assert [g.body for g in got] == [b'{"n":1}', b'{"n":2}']
+    assert got[0].target == "/hooks/a?q=1"
+    wait_forward_status(srv.url, second, "delivered")
+    badge = badges_of(srv.url, first)[str(first)]
+    assert badge == {"status": "delivered", "state": "delivered", "code": 202, "error": None,
+                     "attempts": 3, "targets": 1}
+    # Delivered already: a new delivery of the same request.
+    r = httpx.post(f"{srv.url}/api/captures/{first}/forward", timeout=10)
+    assert r.status_code == 202, r.text
+    (entry,) = r.json()["resent"]
+    assert entry["action"] == "resent"
+    assert entry["delivery"]["redelivery_of"] == forwards_of(srv.url, first)["deliveries"][0]["id"]
+    assert app.wait_for(3)[2].body == b'{"n":1}' and app.got[2].target == "/hooks/a?q=1"
+    data = forwards_of(srv.url, first)
+    assert len(data["deliveries"]) == 2
+    # The full form: the app's answer per attempt, the request without its body.
+    full = httpx.get(f"{srv.url}/api/captures/{first}/forwards", params={"attempts": 1},
+                     timeout=10).json()
+    last = full["deliveries"][0]["attempts"][-1]
+    assert last["response"]["status"] == 202 and last["response"]["body"] == '{"ok":1}'
+    assert ["X-App", "yes"] in last["response"]["headers"]
+    assert "body" not in last["request"] and last["request"]["method"] == "POST"
+    assert full["deliveries"][0]["attempts"][0]["error"] == "connection refused"
+
+
+def test_resend_without_a_target_is_400(make_server, apps) -> None:
+    srv = make_server()
+    app = apps()
+    cid = httpx.post(f"{srv.url}/in/plain", content=b"x", timeout=10).json()["id"]
+    r = httpx.post(f"{srv.url}/api/captures/{cid}/forward", timeout=10)
+    assert r.status_code == 400 and "no forwarding rules" in r.json()["error"]
+    put_rules(srv.url, "plain", {"targets": [{"url": app.url(), "filters": {"method": "PUT"}}]})
+    r = httpx.post(f"{srv.url}/api/captures/{cid}/forward", timeout=10)
+    assert r.status_code == 400 and "matches" in r.json()["error"]
+    assert httpx.post(f"{srv.url}/api/captures/999999/forward", timeout=10).status_code == 404
+    # Rules removed after a forward: re-send goes to where it went before.
+    put_rules(srv.url, "plain", {"targets": [app.url()]})
+    cid = httpx.post(f"{srv.url}/in/plain", content=b"y", timeout=10).json()["id"]
+    wait_forward_status(srv.url, cid, "delivered")
+    httpx.delete(f"{srv.url}/api/bins/plain/forward", timeout=10)
+    r = httpx.post(f"{srv.url}/api/captures/{cid}/forward", timeout=10)
+    assert r.status_code == 202 and r.json()["resent"][0]["action"] == "resent", r.text
+    assert [g.body for g in app.wait_for(2)] == [b"y", b"y"]

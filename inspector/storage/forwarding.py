@@ -75,23 +75,68 @@ class ForwardRulesStore:
         """A badge per capture: ``delivered`` (every target has a delivered forward),
         ``failed`` (one target's forwards all failed), ``pending``; captures without
         forwards are left out."""
+        return {cap: b["status"] for cap, b in self.badges(capture_ids).items()}
+
+    def badges(self, capture_ids: Iterable[int]) -> dict[int, dict[str, Any]]:
+        """:meth:`statuses` with what the list's badge shows: per capture ``status``,
+        ``state`` (``pending`` split into ``retrying`` once an attempt failed), ``code`` (the
+        app's last HTTP status), ``error`` (the last attempt's error), ``attempts`` and
+        ``targets``. Per target (forward URL) the delivered forward counts if there is one,
+        else the newest pending one, else the newest."""
         ids = [int(i) for i in capture_ids][:1000]
         if not ids:
             return {}
         marks = ",".join("?" * len(ids))
         rows = self.db.read(lambda c: c.execute(
-            "SELECT capture_id, url, status FROM deliveries WHERE source = 'forward'"
-            f" AND capture_id IN ({marks})", ids).fetchall())
-        per: dict[int, dict[str, set[str]]] = {}
-        for cap, url, status in rows:
-            per.setdefault(cap, {}).setdefault(url, set()).add(status)
-        out: dict[int, str] = {}
+            "SELECT capture_id, url, status, attempt_count, last_status, last_error"
+            " FROM deliveries WHERE source = 'forward'"
+            f" AND capture_id IN ({marks}) ORDER BY id", ids).fetchall())
+        rank = {"delivered": 2, "pending": 1, "failed": 0}
+        per: dict[int, dict[str, tuple[Any, ...]]] = {}
+        for row in rows:  # oldest first: a later forward of the same rank replaces
+            targets = per.setdefault(row[0], {})
+            best = targets.get(row[1])
+            if best is None or rank[row[2]] >= rank[best[2]]:
+                targets[row[1]] = row
+        out: dict[int, dict[str, Any]] = {}
         for cap, targets in per.items():
-            states = ["delivered" if "delivered" in s else "pending" if "pending" in s
-                      else "failed" for s in targets.values()]
-            out[cap] = ("failed" if "failed" in states else "pending" if "pending" in states
-                        else "delivered")
+            chosen = list(targets.values())  # in the order the targets were first forwarded
+            states = [r[2] for r in chosen]
+            status = ("failed" if "failed" in states else "pending" if "pending" in states
+                      else "delivered")
+            shown = next(r for r in chosen if r[2] == status)
+            state = "retrying" if status == "pending" and any(
+                r[2] == "pending" and r[3] > 0 for r in chosen) else status
+            out[cap] = {"status": status, "state": state, "code": shown[4],
+                        "error": shown[5], "attempts": sum(r[3] for r in chosen),
+                        "targets": len(chosen)}
         return out
+
+    def lease_queue_head(self, delivery_id: int, token: str, lease_until: str,
+                         now: str) -> int | None:
+        """Re-send now: lease the head of ``delivery_id``'s queue (the delivery itself when
+        it has no queue) to the engine ``token`` if it is pending and not being attempted,
+        so that engine attempts it at once instead of at its next retry time. Returns the
+        id so leased (None: nothing pending, or an attempt is under way)."""
+        def run(conn: sqlite3.Connection) -> int | None:
+            row = conn.execute("SELECT queue FROM deliveries WHERE id = ?",
+                               (delivery_id,)).fetchone()
+            if row is None:
+                return None
+            head = delivery_id
+            if row[0]:
+                first = conn.execute(
+                    "SELECT id FROM deliveries WHERE queue = ? AND status = 'pending'"
+                    " ORDER BY id LIMIT 1", (row[0],)).fetchone()
+                if first is None:
+                    return None
+                head = first[0]
+            leased = conn.execute(
+                "UPDATE deliveries SET next_attempt_at = ?, claimed_by = ? WHERE id = ?"
+                " AND status = 'pending' AND (claimed_by IS NULL OR next_attempt_at <= ?)"
+                " RETURNING id", (lease_until, token, head, now)).fetchone()
+            return leased[0] if leased else None
+        return self.db.write(run)
 
 
 def insert_capture_with_forwards(db: Database, captures: CaptureStore, new: NewCapture,

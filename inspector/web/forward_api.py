@@ -6,8 +6,17 @@
 - ``DELETE /api/bins/<bin>/forward``: remove them (``{"bin", "deleted": bool}``).
 - ``GET /api/captures/<id>/forwards``: ``{"capture_id", "status", "deliveries": [summary]}``,
   ``status`` one of ``none | pending | delivered | failed`` (the list badge).
-- ``GET /api/forwards/status?ids=1,2,3``: ``{"statuses": {"1": "delivered", …}}`` for a page
-  of captures (captures without forwards are left out).
+  With ``?attempts=1`` each delivery also has its newest ``attempts`` (at most
+  ``MAX_ATTEMPTS``, oldest first): the app's status, headers, body excerpt, duration and error,
+  and the request line and headers sent (not the body: that is the capture's).
+- ``POST /api/captures/<id>/forward``: re-send the capture to the bin's matching targets now
+  (``Forwarder.resend``); ``202 {"capture_id", "status", "resent": [{"target", "action",
+  "delivery"}]}``, ``action`` one of ``resent | retry_now | in_flight``; 400 when there is no
+  target to send to.
+- ``GET /api/forwards/status?ids=1,2,3``: ``{"statuses": {"1": "delivered", …}, "badges":
+  {"1": {"status", "state", "code", "error", "attempts", "targets"}, …}}`` for a page of
+  captures (captures without forwards are left out; ``state`` tells ``retrying`` from
+  ``pending``, ``code`` is the app's last HTTP status).
 """
 
 from __future__ import annotations
@@ -18,6 +27,7 @@ from flask import Blueprint, Response, jsonify, request
 
 from ..forwarding import Forwarder, ForwardError
 from ..storage.captures import BIN_NAME
+from ..storage.deliveries import Delivery
 from .api import ApiError, get_capture
 from .services import services
 
@@ -72,14 +82,42 @@ def delete_rules(name: str) -> Response:
     return jsonify({"bin": name, "deleted": forwarder().delete(_bin(name))})
 
 
+MAX_ATTEMPTS = 20
+
+
+def _with_attempts(fw: Forwarder, d: Delivery) -> dict[str, Any]:
+    out = d.summary()
+    full = fw.engine.store.get(d.id)
+    attempts = (full.attempts or []) if full is not None else []
+    shown = []
+    for a in attempts[-MAX_ATTEMPTS:]:
+        data = a.to_dict()
+        data["request"] = {k: v for k, v in data["request"].items()
+                           if k not in ("body", "body_encoding")}
+        shown.append(data)
+    out["attempts"] = shown
+    return out
+
+
 @bp.get("/captures/<int:capture_id>/forwards")
 def capture_forwards(capture_id: int) -> Response:
     get_capture(capture_id)
     fw = forwarder()
     deliveries = fw.rules_store.deliveries_for(capture_id)
     status = fw.rules_store.statuses([capture_id]).get(capture_id, "none")
+    full = request.args.get("attempts") in ("1", "true")
     return jsonify({"capture_id": capture_id, "status": status,
-                    "deliveries": [d.summary() for d in deliveries]})
+                    "deliveries": [_with_attempts(fw, d) if full else d.summary()
+                                   for d in deliveries]})
+
+
+@bp.post("/captures/<int:capture_id>/forward")
+def resend(capture_id: int) -> tuple[Response, int]:
+    cap = get_capture(capture_id)
+    fw = forwarder()
+    resent = fw.resend(cap)
+    status = fw.rules_store.statuses([capture_id]).get(capture_id, "none")
+    return jsonify({"capture_id": capture_id, "status": status, "resent": resent}), 202
 
 
 @bp.get("/forwards/status")
@@ -91,5 +129,6 @@ def forward_statuses() -> Response:
         raise ApiError(400, "ids must be comma-separated capture ids") from None
     if len(ids) > 1000:
         raise ApiError(400, "at most 1000 ids")
-    statuses = forwarder().rules_store.statuses(ids)
-    return jsonify({"statuses": {str(k): v for k, v in statuses.items()}})
+    badges = forwarder().rules_store.badges(ids)
+    return jsonify({"statuses": {str(k): b["status"] for k, b in badges.items()},
+                    "badges": {str(k): b for k, b in badges.items()}})
