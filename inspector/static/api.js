@@ -57,6 +57,13 @@ export const api = {
   getResponse: (bin) => request('GET', `/api/bins/${enc(bin)}/response`),
   putResponse: (bin, resp) => request('PUT', `/api/bins/${enc(bin)}/response`, resp),
   resetResponse: (bin) => request('DELETE', `/api/bins/${enc(bin)}/response`),
+  // forwarding to the developer's app
+  getForward: (bin) => request('GET', `/api/bins/${enc(bin)}/forward`),
+  putForward: (bin, rules) => request('PUT', `/api/bins/${enc(bin)}/forward`, rules),
+  deleteForward: (bin) => request('DELETE', `/api/bins/${enc(bin)}/forward`),
+  forwards: (id) => request('GET', `/api/captures/${enc(id)}/forwards?attempts=1`),
+  resendForward: (id) => request('POST', `/api/captures/${enc(id)}/forward`, {}),
+  forwardStatus: (ids) => request('GET', `/api/forwards/status${query({ ids: ids.join(',') })}`),
   // the mock provider
   vendors: () => request('GET', '/api/vendors'),
   sample: (vendor, event, { seed, secret, method, overrides = [] } = {}) => {

@@ -6,6 +6,7 @@ import { captureUrl, methodBadge, renderDetail } from './detail.js';
 import { initDeliveries, selectDelivery, showDeliveries } from './deliveries.js';
 import { initDialogs, openCommand, openCurl, openReplay, openResponse } from './dialogs.js';
 import { initDiff, openDiff } from './diff.js';
+import { forwardBadge, initForwarding, onForwardBin, showForwarded } from './forwarding.js';
 import { initSend, loadSendPanel, onBinChanged } from './send.js';
 import { $, $$, copyText, fmtFullTime, fmtSize, fmtTime, h, isTyping, toast } from './dom.js';
 
@@ -118,7 +119,9 @@ function renderBinHead() {
   $('#bin-title').textContent = state.bin || 'All bins';
   $('#bin-title').classList.toggle('all', !state.bin);
   $('#capture-url').title = state.bin ? 'Capture URL: send any request here' : 'Pick a bin';
-  for (const id of ['#copy-url', '#response-btn', '#clear-btn']) $(id).disabled = !state.bin;
+  for (const id of ['#copy-url', '#response-btn', '#forward-btn', '#clear-btn']) {
+    $(id).disabled = !state.bin;
+  }
   const exp = $('#bin-export');
   exp.hidden = !state.bin;
   if (state.bin) {
@@ -134,6 +137,7 @@ async function selectBin(name, { push = true } = {}) {
   state.bin = name || null;
   body.dataset.bin = state.bin || '';
   onBinChanged();
+  onForwardBin(state.bin);
   if (push) {
     const url = state.bin ? `?bin=${encodeURIComponent(state.bin)}` : location.pathname;
     history.replaceState(null, '', url);
@@ -214,7 +218,7 @@ function buildRow(c) {
     h('span', { class: 'c-path', title: target }, target),
     h('time', { class: 'c-time', datetime: c.received_at, title: fmtFullTime(c.received_at) },
       fmtTime(c.received_at))),
-  h('div', { class: 'c-line c-sub' }, statusBadge(c),
+  h('div', { class: 'c-line c-sub' }, statusBadge(c), forwardBadge(c),
     state.bin ? null : h('span', { class: 'c-bin', title: 'bin' }, c.bin),
     h('span', { class: 'c-type' }, type || (c.size ? 'no content type' : 'no body')),
     h('span', { class: 'c-size' }, fmtSize(c.size)),
@@ -463,6 +467,7 @@ async function select(id, { scroll = true } = {}) {
     curl: openCurl, replay: openReplay, remove: deleteCapture, compare: openDiff,
     editReplay: (c) => openReplay(c, { edit: true }), command: openCommand,
   });
+  showForwarded(cap);
 }
 
 async function move(delta) {
@@ -811,6 +816,7 @@ async function start() {
   initDialogs();
   initSend();
   initDeliveries();
+  initForwarding();
   initDiff();
   wire();
   setPaused(false);

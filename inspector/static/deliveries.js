@@ -81,13 +81,13 @@ function openCapture(ref) {
 }
 
 // -- one delivery ----------------------------------------------------------------------------
-function pairs(list) {
+export function pairs(list) {
   if (!list || !list.length) return h('p', { class: 'muted' }, 'None');
   return h('table', { class: 'kv' }, h('tbody', null, list.map(([k, v]) =>
     h('tr', null, h('td', { class: 'k' }, k), h('td', { class: 'v' }, v)))));
 }
 
-function bodyPre(text, encoding, cls) {
+export function bodyPre(text, encoding, cls) {
   if (text === null || text === undefined || text === '') {
     return h('p', { class: 'muted' }, 'Empty');
   }
