@@ -81,6 +81,16 @@ export const api = {
     request('GET', `/api/deliveries${query({ limit, before })}`),
   delivery: (id) => request('GET', `/api/deliveries/${enc(id)}`),
   redeliver: (id) => request('POST', `/api/deliveries/${enc(id)}/redeliver`, {}),
+  // subscriptions (console and vendor-API ones), emit, scenarios
+  subscriptions: () => request('GET', '/api/subscriptions'),
+  createSubscription: (sub) => request('POST', '/api/subscriptions', sub),
+  patchSubscription: (id, changes) => request('PATCH', `/api/subscriptions/${enc(id)}`, changes),
+  deleteSubscription: (id) => request('DELETE', `/api/subscriptions/${enc(id)}`),
+  testSubscription: (id) => request('POST', `/api/subscriptions/${enc(id)}/test`, {}),
+  emit: (vendor, event, body = {}) =>
+    request('POST', `/api/vendors/${enc(vendor)}/events/${enc(event)}/emit`, body),
+  scenarios: () => request('GET', '/api/scenarios'),
+  runScenario: (name, body) => request('POST', `/api/scenarios/${enc(name)}/run`, body),
   // diff, verify, shape, export
   diff: (a, b, ignore) => request('GET', `/api/diff${query({ a, b, ignore, raw: 1 })}`),
   getIgnore: (bin) => request('GET', `/api/bins/${enc(bin)}/ignore`),

@@ -8,6 +8,7 @@ import { initDialogs, openCommand, openCurl, openReplay, openResponse } from './
 import { initDiff, openDiff } from './diff.js';
 import { forwardBadge, initForwarding, onForwardBin, showForwarded } from './forwarding.js';
 import { initSend, loadSendPanel, onBinChanged } from './send.js';
+import { initSubscriptions, showSubscriptions } from './subscriptions.js';
 import { $, $$, copyText, fmtFullTime, fmtSize, fmtTime, h, isTyping, toast } from './dom.js';
 
 const BIN_RE = /^[A-Za-z0-9_-]{1,64}$/;
@@ -637,8 +638,11 @@ function connect() {
     kickWatchdog();
     let msg;
     try { msg = JSON.parse(ev.data); } catch { return; }
-    if (msg.type === 'capture' && msg.capture) onCapture(msg.capture);
-    else if ((msg.type === 'hello' || msg.type === 'ping') && Number.isInteger(msg.last_id)) {
+    if (msg.type === 'capture' && msg.capture) {
+      onCapture(msg.capture);
+    } else if (msg.type === 'delivery' && msg.delivery) { // a delivery settled
+      document.dispatchEvent(new CustomEvent('wi:delivery', { detail: msg.delivery }));
+    } else if ((msg.type === 'hello' || msg.type === 'ping') && Number.isInteger(msg.last_id)) {
       state.cursor = Math.max(state.cursor, msg.last_id);
     }
   };
@@ -693,6 +697,7 @@ function showView(name) {
   body.dataset.view = name;
   if (name === 'send') loadSendPanel();
   showDeliveries(name === 'deliveries');
+  showSubscriptions(name === 'subscriptions');
 }
 
 /** A link elsewhere (a delivery's attempt) names a capture: show it in the Requests view. */
@@ -817,6 +822,7 @@ async function start() {
   initSend();
   initDeliveries();
   initForwarding();
+  initSubscriptions();
   initDiff();
   wire();
   setPaused(false);
