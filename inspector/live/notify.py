@@ -5,6 +5,12 @@ another. Each process binds a Unix datagram socket in a directory beside the dat
 commit it sends one byte to every other socket there. Datagrams are fire-and-forget: a full or
 vanished peer never blocks the writer, and the receiving hub reads the database anyway, so a
 lost wake-up only delays delivery until the next one (the hub also wakes on a timer).
+
+The sending is done by a thread of its own, not by the writer that commits: under load many
+commits fold into one round of datagrams, and the writer (which every capture waits on) spends
+no time on directory listings and syscalls. The list of peers is re-read at most every
+``PEERS_TTL`` seconds; a worker that starts meanwhile has its hub read the database on its
+first subscriber anyway.
 """
 
 from __future__ import annotations
@@ -14,10 +20,13 @@ import logging
 import os
 import socket
 import threading
+import time
 from collections.abc import Callable
 from pathlib import Path
 
 log = logging.getLogger(__name__)
+
+PEERS_TTL = 1.0
 
 
 class CrossProcessNotifier:
@@ -33,19 +42,40 @@ class CrossProcessNotifier:
         self.out = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
         self.out.setblocking(False)
         self._stopped = False
+        self._peers: list[str] = []
+        self._peers_at = float("-inf")
+        self._pending = threading.Event()
         self._thread = threading.Thread(target=self._listen, name="live-notify", daemon=True)
         self._thread.start()
+        self._sender = threading.Thread(target=self._send_loop, name="live-notify-send",
+                                        daemon=True)
+        self._sender.start()
 
     def broadcast(self) -> None:
-        try:
-            names = os.listdir(self.directory)
-        except OSError:
-            return
-        own = self.path.name
-        for name in names:
-            if name == own or not name.endswith(".sock"):
-                continue
-            target = str(self.directory / name)
+        """Ask for the other processes to be woken; returns at once (called after commits)."""
+        self._pending.set()
+
+    def _send_loop(self) -> None:
+        while True:
+            self._pending.wait()
+            if self._stopped:
+                return
+            self._pending.clear()
+            self.send_now()
+
+    def send_now(self) -> None:
+        """One datagram to every other process's socket."""
+        now = time.monotonic()
+        if now - self._peers_at >= PEERS_TTL:
+            self._peers_at = now
+            try:
+                names = os.listdir(self.directory)
+            except OSError:
+                names = []
+            own = self.path.name
+            self._peers = [str(self.directory / n) for n in names
+                           if n != own and n.endswith(".sock")]
+        for target in self._peers:
             try:
                 self.out.sendto(b"!", target)
             except (BlockingIOError, InterruptedError):
@@ -53,6 +83,7 @@ class CrossProcessNotifier:
             except (ConnectionRefusedError, FileNotFoundError):
                 with contextlib.suppress(OSError):
                     os.unlink(target)  # a worker that died without cleaning up
+                self._peers_at = float("-inf")
             except OSError:
                 log.debug("could not wake %s", target, exc_info=True)
 
@@ -66,6 +97,7 @@ class CrossProcessNotifier:
 
     def close(self) -> None:
         self._stopped = True
+        self._pending.set()
         with contextlib.suppress(OSError):
             self.path.unlink()
         with contextlib.suppress(OSError):
