@@ -349,6 +349,18 @@ class Ctx:
         return [self._resolve((*target[:i], j, *target[i + 1:])) for j in range(len(container))]
 
 
+_rngs = threading.local()
+
+
+def _attempt_rng() -> random.Random:
+    """This thread's generator for per-attempt values, seeded once from the OS: a fresh
+    ``random.Random()`` per attempt reads ~2.5 KB of urandom, a fifth of an attempt's cost."""
+    rng = getattr(_rngs, "rng", None)
+    if rng is None:
+        rng = _rngs.rng = random.Random()
+    return rng
+
+
 class AttemptCtx:
     """The context of a per-attempt header: no payload, fresh randomness, the attempt's data."""
 
@@ -357,7 +369,7 @@ class AttemptCtx:
 
     def __init__(self, *, event: EventInfo, attempt: AttemptInfo, locale: str,
                  message_id: str | None, now: datetime, zone: tzinfo, time_format: str) -> None:
-        self.rng = random.Random()
+        self.rng = _attempt_rng()
         self.event = event
         self.attempt = attempt
         self.locale = locale

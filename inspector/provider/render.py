@@ -29,7 +29,7 @@ from .errors import MethodNotAllowedError, OverrideError, RenderError
 from .generators import plain, text
 from .model import Vendor
 from .paths import PathError, Segment, parse_path, set_at
-from .template import TNode
+from .template import Expr, Interp, Lit, TNode
 from .timefmt import zone
 
 SignFn = Callable[..., list[tuple[str, str]]]
@@ -326,9 +326,11 @@ def _merge_headers(headers: list[tuple[str, str]], signature: Iterable[tuple[str
     """Signature headers win over listed ones of the same name (the signer may also write
     e.g. X-Audian-Timestamp or webhook-id), keeping the listed header's position."""
     out = list(headers)
+    where = {n.lower(): i for i, (n, _) in reversed(list(enumerate(out)))}  # first wins
     for name, value in signature:
-        at = next((i for i, (n, _) in enumerate(out) if n.lower() == name.lower()), None)
+        at = where.get(name.lower())
         if at is None:
+            where[name.lower()] = len(out)
             out.append((name, value))
         else:
             out[at] = (out[at][0], value)
@@ -341,8 +343,6 @@ def _event_info(vendor: Vendor, name: str) -> EventInfo:
 
 
 def _attempt_text(node: TNode, ctx: AttemptCtx) -> str:
-    from .template import Expr, Interp, Lit
-
     if isinstance(node, Lit):
         return text(node.value)
     if isinstance(node, Expr):
