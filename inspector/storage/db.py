@@ -118,11 +118,12 @@ def _split_sql(script: str) -> list[str]:
 
 
 class _Job:
-    __slots__ = ("fn", "future")
+    __slots__ = ("fn", "future", "background")
 
-    def __init__(self, fn: Callable[[sqlite3.Connection], Any]) -> None:
+    def __init__(self, fn: Callable[[sqlite3.Connection], Any], background: bool) -> None:
         self.fn = fn
         self.future: Future[Any] = Future()
+        self.background = background
 
 
 class Database:
@@ -182,16 +183,23 @@ class Database:
         self._background = step
         self._background_due = True
 
-    def submit(self, fn: Callable[[sqlite3.Connection], T]) -> Future[T]:
+    def submit(self, fn: Callable[[sqlite3.Connection], T], *, background: bool = True
+               ) -> Future[T]:
+        """Queue ``fn`` for the writer; the future resolves once it is committed.
+
+        ``background=False``: this write gives the background step nothing to do (it adds
+        no capture), so it does not schedule one; a delivery's writes, at hundreds a second,
+        would otherwise each be followed by an empty indexing transaction."""
         if self._closed:
             raise StorageError("database is closed")
-        job = _Job(fn)
+        job = _Job(fn, background)
         self._queue.put(job)
         return job.future
 
-    def write(self, fn: Callable[[sqlite3.Connection], T], timeout: float | None = 30) -> T:
+    def write(self, fn: Callable[[sqlite3.Connection], T], timeout: float | None = 30, *,
+              background: bool = True) -> T:
         """Run ``fn`` in the writer's next transaction and return once it is committed."""
-        return self.submit(fn).result(timeout)
+        return self.submit(fn, background=background).result(timeout)
 
     def _write_loop(self) -> None:
         conn = self._writer_conn
@@ -268,7 +276,7 @@ class Database:
             return
         finally:
             fcntl.flock(self._lock_fd, fcntl.LOCK_UN)
-        if self._background is not None:
+        if self._background is not None and any(job.background for job in batch):
             self._background_due = True
         committed = [result for _, ok, result in outcomes if ok]
         for hook in self._commit_hooks:

@@ -294,7 +294,7 @@ class DeliveryStore:
     def create(self, new: NewDelivery) -> Delivery:
         if new.source not in SOURCES:
             raise ValueError(f"unknown delivery source {new.source!r}")
-        return self.db.write(lambda conn: self._insert(conn, new))
+        return self.db.write(lambda conn: self._insert(conn, new), background=False)
 
     @staticmethod
     def _insert(conn: sqlite3.Connection, new: NewDelivery) -> Delivery:
@@ -335,12 +335,14 @@ class DeliveryStore:
                        ) -> Delivery:
         """Store one attempt of ``delivery`` and its new state in one transaction; returns
         the delivery as it now stands (without its attempts)."""
-        return self.db.write(lambda conn: self._record(conn, delivery, token, result))
+        return self.db.write(lambda conn: self._record(conn, delivery, token, result),
+                             background=False)
 
     def record_attempt_later(self, delivery: Delivery, token: str | None,
                              result: AttemptResult) -> Future[Delivery]:
         """:meth:`record_attempt` without waiting: the future resolves once committed."""
-        return self.db.submit(lambda conn: self._record(conn, delivery, token, result))
+        return self.db.submit(lambda conn: self._record(conn, delivery, token, result),
+                              background=False)
 
     @staticmethod
     def _record(conn: sqlite3.Connection, delivery: Delivery, token: str | None,
