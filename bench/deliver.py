@@ -102,16 +102,16 @@ def run_engine(url: str, count: int, concurrency: int, vendor: str, event: str,
     db = Database(db_dir / f"engine-{time.monotonic_ns()}.db")
     engine = DeliveryEngine(db, catalog=default_catalog(), retry_scale=0,
                             workers=concurrency).start()
-    done = threading.Semaphore(0)
+    all_settled = threading.Event()  # one wake-up at the end, not one per delivery
     settled: set[int] = set()
     lock = threading.Lock()
 
     def on_change(summary: dict) -> None:
         if summary["status"] != "pending":
             with lock:
-                if summary["id"] not in settled:
-                    settled.add(summary["id"])
-                    done.release()
+                settled.add(summary["id"])
+                if len(settled) >= count:
+                    all_settled.set()
 
     engine.listeners.append(on_change)
     try:
@@ -130,9 +130,8 @@ def run_engine(url: str, count: int, concurrency: int, vendor: str, event: str,
             t.start()
         for t in producers:
             t.join()
-        for _ in ids:
-            if not done.acquire(timeout=120):
-                raise RuntimeError("engine deliveries did not settle")
+        if not all_settled.wait(timeout=120):
+            raise RuntimeError("engine deliveries did not settle")
         elapsed = time.perf_counter() - start
         delivered = sum(1 for d in engine.store.list(limit=count + 1, status="delivered"
                                                      ).deliveries)
