@@ -53,12 +53,12 @@ SETTINGS: list[Setting] = [
             int),
     Setting("max_captures", 10_000, "Captures kept per bin; the oldest are pruned beyond it.",
             int),
-    Setting("workers", 1, "Server worker processes (gunicorn). Live updates reach every "
-            "websocket whichever worker captured the request.", int),
+    Setting("workers", 1, "Server worker processes; more than one runs gunicorn. Live updates "
+            "reach every websocket whichever worker captured the request.", int),
     Setting("threads", 128, "Threads per worker; each open websocket holds one, so keep it "
             "above the number of inspector tabs and live clients.", int),
-    Setting("server", "auto", "HTTP server: auto (gunicorn where available), gunicorn or "
-            "werkzeug."),
+    Setting("server", "auto", "HTTP server: auto (uvicorn for one worker, gunicorn for "
+            "several, Werkzeug where neither is installed), uvicorn, gunicorn or werkzeug."),
     Setting("retry_scale", 1.0, "Multiply every vendor's retry delays (jitter included); "
             "0 retries at once.", float),
     Setting("strict_vendor_rules", False, "Refuse what the vendor would refuse (e.g. http:// "

@@ -31,6 +31,7 @@ import logging
 import threading
 import time
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future
 from dataclasses import dataclass, field
 from typing import Any
 from urllib.parse import urlsplit
@@ -592,6 +593,13 @@ class ForwardingCaptures:
 
     def add(self, new: NewCapture) -> Stored:
         return self._forwarder.add(new)
+
+    def add_later(self, new: NewCapture) -> Future[Stored] | None:
+        """Non-blocking add for a bin without forwarding rules; None for one with rules (its
+        forwards are written with it, and proxy mode waits for the app: use ``add``)."""
+        if self._forwarder.rules_for(new.bin) is not None:
+            return None
+        return self._store.add_later(new)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)

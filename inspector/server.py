@@ -73,16 +73,24 @@ def _tls_ready_lines(config: Config) -> str:
             f"  HTTPS capture: {base}/in/<bin>   (websocket: wss://…/ws)\n" + trust)
 
 
+def _installed(module: str) -> bool:
+    try:
+        __import__(module)
+    except ImportError:
+        return False
+    return True
+
+
 def choose_server(config: Config) -> str:
-    if config.server in ("gunicorn", "werkzeug"):
+    """``auto``: uvicorn for one process (measured fastest, see uvicorn_server.py), gunicorn
+    for ``--workers`` above one (it supervises the processes), Werkzeug as the fallback."""
+    if config.server in ("uvicorn", "gunicorn", "werkzeug"):
         return config.server
-    if os.name == "posix":
-        try:
-            import gunicorn  # noqa: F401
-        except ImportError:
-            return "werkzeug"
-        return "gunicorn"
-    return "werkzeug"
+    if os.name != "posix":
+        return "werkzeug"
+    if config.workers <= 1 and _installed("uvicorn") and _installed("httptools"):
+        return "uvicorn"
+    return "gunicorn" if _installed("gunicorn") else "werkzeug"
 
 
 def serve(config: Config, on_ready: Callable[[str], None] | None = None) -> None:
@@ -92,7 +100,11 @@ def serve(config: Config, on_ready: Callable[[str], None] | None = None) -> None
     migrate(config.db_path)  # once, in this process, before any worker opens the file
     check_fixtures_in_background()
     kind = choose_server(config)
-    if kind == "gunicorn":
+    if kind == "uvicorn":
+        from .uvicorn_server import serve_uvicorn
+
+        serve_uvicorn(config, lambda port: _announce(config, port, on_ready), tls)
+    elif kind == "gunicorn":
         _serve_gunicorn(config, on_ready, tls)
     else:
         _serve_werkzeug(config, on_ready, tls)

@@ -151,10 +151,22 @@ def gunicorn_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served
         stop_process(proc)
 
 
-@pytest.fixture(params=["werkzeug", "gunicorn"])
+@pytest.fixture(scope="session")
+def uvicorn_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
+    """The real CLI under uvicorn (the default server), shared by the tests of a session."""
+    port = free_port()
+    db = tmp_path_factory.mktemp("uvicorn") / "uvicorn.db"
+    proc = start_cli_server(db, port, "--server", "uvicorn")
+    try:
+        yield Served(f"http://127.0.0.1:{port}", port, db, "uvicorn")
+    finally:
+        stop_process(proc)
+
+
+@pytest.fixture(params=["werkzeug", "gunicorn", "uvicorn"])
 def any_server(request: pytest.FixtureRequest, make_server) -> Served:
-    """The capture path under both servers: they hand bodies and headers over differently."""
-    if request.param == "gunicorn":
-        return request.getfixturevalue("gunicorn_server")
+    """The capture path under every server: they hand bodies and headers over differently."""
+    if request.param in ("gunicorn", "uvicorn"):
+        return request.getfixturevalue(f"{request.param}_server")
     srv = make_server()
     return Served(srv.url, srv.port, Path(srv.config.db), "werkzeug")

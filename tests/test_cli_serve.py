@@ -13,6 +13,7 @@ import time
 from pathlib import Path
 
 import httpx
+import pytest
 import websocket
 
 from inspector.config import SETTINGS, Config
@@ -88,9 +89,10 @@ def test_port_in_use_is_one_clear_line(tmp_path) -> None:
     assert str(port) in err[0] and "--port" in err[0]
 
 
-def test_ctrl_c_stops_within_two_seconds_with_websocket_open(tmp_path) -> None:
+@pytest.mark.parametrize("kind", ["gunicorn", "uvicorn"])
+def test_ctrl_c_stops_within_two_seconds_with_websocket_open(tmp_path, kind: str) -> None:
     port = free_port()
-    proc = start_cli_server(tmp_path / "c.db", port, "--server", "gunicorn")
+    proc = start_cli_server(tmp_path / "c.db", port, "--server", kind)
     ws = websocket.create_connection(f"ws://127.0.0.1:{port}/ws", timeout=5,
                                      origin=f"http://127.0.0.1:{port}")
     ws.recv()
@@ -101,11 +103,12 @@ def test_ctrl_c_stops_within_two_seconds_with_websocket_open(tmp_path) -> None:
     ws.close()
 
 
-def test_sigkill_mid_load_loses_no_acknowledged_request(tmp_path) -> None:
+@pytest.mark.parametrize("kind", ["gunicorn", "uvicorn"])
+def test_sigkill_mid_load_loses_no_acknowledged_request(tmp_path, kind: str) -> None:
     """Every request answered 2xx is in the database after a SIGKILL and a restart."""
     port = free_port()
     db = tmp_path / "crash.db"
-    proc = start_cli_server(db, port, "--server", "gunicorn")
+    proc = start_cli_server(db, port, "--server", kind)
     acked: list[bytes] = []
     lock = threading.Lock()
     stop = threading.Event()
@@ -136,7 +139,7 @@ def test_sigkill_mid_load_loses_no_acknowledged_request(tmp_path) -> None:
     for t in threads:
         t.join()
     assert len(acked) >= 200
-    proc = start_cli_server(db, port, "--server", "gunicorn")
+    proc = start_cli_server(db, port, "--server", kind)
     try:
         stop_process(proc)
     finally:

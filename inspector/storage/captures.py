@@ -6,6 +6,7 @@ import json
 import re
 import sqlite3
 from collections.abc import Sequence
+from concurrent.futures import Future
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -150,6 +151,11 @@ class CaptureStore:
         capture, so answering costs no extra read.
         """
         return self.db.write(lambda conn: self._insert(conn, new))
+
+    def add_later(self, new: NewCapture) -> Future[Stored]:
+        """:meth:`add` without blocking: the future resolves once the capture is committed
+        (an event-loop server awaits it instead of parking a thread)."""
+        return self.db.submit(lambda conn: self._insert(conn, new))
 
     def _insert(self, conn: sqlite3.Connection, new: NewCapture) -> Stored:
         # The bin first: its configured answer decides the status stored with the capture.

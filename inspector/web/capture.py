@@ -11,6 +11,7 @@ import json
 import logging
 import time
 from collections.abc import Callable, Iterable
+from concurrent.futures import Future
 from http import HTTPStatus
 from typing import Any
 from urllib.parse import quote
@@ -32,18 +33,7 @@ class BodyTooLarge(Exception):
     pass
 
 
-def _json_response(start_response: StartResponse, status: str, payload: dict[str, Any],
-                   close: bool = False) -> list[bytes]:
-    body = json.dumps(payload).encode()
-    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
-               ("Access-Control-Allow-Origin", "*")]
-    if close:
-        headers.append(("Connection", "close"))
-    start_response(status, headers)
-    return [body]
-
-
-def _ascii_target(uri: str) -> str:
+def ascii_target(uri: str) -> str:
     """The target as ASCII: raw non-ASCII bytes (sent unencoded by some clients) become
     %XX escapes, which is lossless and replays as the same bytes. ``uri`` holds the bytes
     as Latin-1 characters, as WSGI servers hand them over."""
@@ -56,7 +46,7 @@ def raw_target(environ: dict[str, Any]) -> tuple[str, str]:
     """The request target's path and query exactly as the client sent them (not decoded)."""
     uri = environ.get(RAW_TARGET_KEY) or environ.get("RAW_URI") or environ.get("REQUEST_URI")
     if uri:
-        uri = _ascii_target(uri)
+        uri = ascii_target(uri)
         if "://" in uri[:12]:  # absolute-form (a proxy-style request): drop scheme and authority
             rest = uri.split("://", 1)[1]
             uri = "/" + rest.split("/", 1)[1] if "/" in rest else "/"
@@ -126,28 +116,36 @@ class CaptureMiddleware:
 
     def capture(self, environ: dict[str, Any], start_response: StartResponse) -> list[bytes]:
         path, query = raw_target(environ)
-        rest = path[len(PREFIX):] if path.startswith(PREFIX) else path.split("/in/", 1)[-1]
-        bin_name, slash, sub = rest.partition("/")
-        if not BIN_NAME.fullmatch(bin_name):
-            return _json_response(start_response, "400 Bad Request", {
-                "error": f"invalid bin name {bin_name[:80]!r}: use 1-64 of A-Z a-z 0-9 _ -"})
+        target = split_target(path)
+        if isinstance(target, Answer):
+            return target.wsgi(start_response)
+        bin_name, sub = target
         try:
             body = read_body(environ, self.max_body)
         except BodyTooLarge:
-            return _json_response(start_response, "413 Content Too Large", {
-                "error": f"body exceeds the {self.max_body}-byte limit (--max-body); "
-                         "nothing was stored"}, close=True)
+            return self.too_large().wsgi(start_response)
         new = NewCapture(
-            bin=bin_name, method=environ["REQUEST_METHOD"], path=slash + sub, query=query,
+            bin=bin_name, method=environ["REQUEST_METHOD"], path=sub, query=query,
             headers=raw_headers(environ), body=body, remote_addr=environ.get("REMOTE_ADDR"),
             tls=tls_version(environ),  # e.g. "TLSv1.3"; None over plain HTTP
         )
+        answer = self.store_and_answer(new)
+        if answer.delay:
+            time.sleep(answer.delay)
+        return answer.wsgi(start_response)
+
+    def too_large(self) -> Answer:
+        return json_answer(413, {"error": f"body exceeds the {self.max_body}-byte limit "
+                                          "(--max-body); nothing was stored"}, close=True)
+
+    def store_and_answer(self, new: NewCapture) -> Answer:
+        """Store (blocking until committed) and say what the sender gets (forwarding's proxy
+        mode waits for the app here)."""
         try:
             stored = self.store.add(new)
         except Exception:
             log.exception("capture not stored")
-            return _json_response(start_response, "503 Service Unavailable",
-                                  {"error": "capture could not be stored; try again"})
+            return STORE_FAILED
         if self.proxy is not None:
             try:
                 answer = self.proxy(stored)
@@ -156,24 +154,68 @@ class CaptureMiddleware:
                 answer = None
             if answer is not None:
                 status, headers, payload = answer
-                start_response(f"{status} {_reason(status)}", headers)
-                return [payload]
-        return self.respond(start_response, stored.capture.id, stored.response)
+                return Answer(status, list(headers), payload)
+        return self.answer(stored)
 
-    def respond(self, start_response: StartResponse, capture_id: int,
-                response: BinResponse | None) -> list[bytes]:
+    def add_later(self, new: NewCapture) -> Future[Any] | None:
+        """The capture's commit as a future, for a server that must not block (asgi.py);
+        None when this capture needs :meth:`store_and_answer` on a thread (its bin forwards)."""
+        add_later = getattr(self.store, "add_later", None)
+        return add_later(new) if add_later is not None else None
+
+    def answer(self, stored: Any) -> Answer:
+        """The bin's configured response (or ``{"ok": true, "id": …}``) for a stored capture;
+        ``delay`` is for the caller to wait (capped by --max-response-delay)."""
+        response: BinResponse | None = stored.response
         if response is None:
-            return _json_response(start_response, "200 OK", {"ok": True, "id": capture_id})
-        if response.delay_ms:
-            time.sleep(min(response.delay_ms / 1000, self.max_delay_s))
+            return json_answer(200, {"ok": True, "id": stored.capture.id})
         body = (response.body or "").encode()
         headers = [(k, v) for k, v in response.headers.items()
                    if k.lower() not in ("content-length", "transfer-encoding", "connection")]
         headers.append(("Content-Length", str(len(body))))
         if not any(k.lower() == "content-type" for k, _ in headers):
             headers.append(("Content-Type", "text/plain; charset=utf-8"))
-        start_response(f"{response.status} {_reason(response.status)}", headers)
-        return [body]
+        delay = min(response.delay_ms / 1000, self.max_delay_s) if response.delay_ms else 0.0
+        return Answer(response.status, headers, body, delay)
+
+
+class Answer:
+    """What the sender of a capture gets, whichever server carries it."""
+
+    __slots__ = ("status", "headers", "body", "delay")
+
+    def __init__(self, status: int, headers: list[tuple[str, str]], body: bytes,
+                 delay: float = 0.0) -> None:
+        self.status = status
+        self.headers = headers
+        self.body = body
+        self.delay = delay
+
+    def wsgi(self, start_response: StartResponse) -> list[bytes]:
+        start_response(f"{self.status} {_reason(self.status)}", self.headers)
+        return [self.body]
+
+
+def json_answer(status: int, payload: dict[str, Any], close: bool = False) -> Answer:
+    body = json.dumps(payload).encode()
+    headers = [("Content-Type", "application/json"), ("Content-Length", str(len(body))),
+               ("Access-Control-Allow-Origin", "*")]
+    if close:
+        headers.append(("Connection", "close"))
+    return Answer(status, headers, body)
+
+
+STORE_FAILED = json_answer(503, {"error": "capture could not be stored; try again"})
+
+
+def split_target(path: str) -> tuple[str, str] | Answer:
+    """``/in/<bin>/<sub-path>`` -> (bin, "/<sub-path>" or ""), or the 400 for a bad bin name."""
+    rest = path[len(PREFIX):] if path.startswith(PREFIX) else path.split("/in/", 1)[-1]
+    bin_name, slash, sub = rest.partition("/")
+    if not BIN_NAME.fullmatch(bin_name):
+        return json_answer(400, {
+            "error": f"invalid bin name {bin_name[:80]!r}: use 1-64 of A-Z a-z 0-9 _ -"})
+    return bin_name, slash + sub
 
 
 def _reason(status: int) -> str:
