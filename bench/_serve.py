@@ -1,9 +1,11 @@
-"""Start one bench target under the exact gunicorn setup `webhook-inspector serve` uses.
+"""Start one bench target under the exact server setup `webhook-inspector serve` uses.
 
-    python bench/_serve.py ours|ceiling PORT DB [WORKERS] [THREADS]
+    python bench/_serve.py ours|ceiling uvicorn|gunicorn PORT DB [WORKERS] [THREADS]
 
 `ceiling` is a bare Flask endpoint that reads the body and answers 200 without storing: what
-the same server could do if capturing cost nothing.
+the same server could do if capturing cost nothing. Under uvicorn it runs the way `serve` runs
+every Flask route there (through a2wsgi); `ours` is `serve` itself, whose captures do not go
+through Flask at all (inspector/web/asgi.py).
 """
 
 from __future__ import annotations
@@ -29,20 +31,31 @@ def ceiling_app() -> Flask:
 
 
 def main() -> None:
-    target, port, db = sys.argv[1], int(sys.argv[2]), sys.argv[3]
-    workers = int(sys.argv[4]) if len(sys.argv) > 4 else 1
-    threads = int(sys.argv[5]) if len(sys.argv) > 5 else 128
+    target, server, port, db = sys.argv[1], sys.argv[2], int(sys.argv[3]), sys.argv[4]
+    workers = int(sys.argv[5]) if len(sys.argv) > 5 else 1
+    threads = int(sys.argv[6]) if len(sys.argv) > 6 else 128
     # Retention off: the bench counts rows to prove nothing acknowledged was lost.
     config = Config(port=port, db=db, workers=workers, threads=threads, max_captures=10**12)
     if target == "ours":
         migrate(config.db_path)
+    if server == "uvicorn":
+        from a2wsgi import WSGIMiddleware
 
-        def load():  # noqa: ANN202
-            from inspector.app import create_app
+        from inspector.uvicorn_server import run_asgi, serve_uvicorn
 
-            return create_app(config, multiprocess=workers > 1)
-    else:
-        load = ceiling_app
+        if target == "ours":
+            serve_uvicorn(config)
+        else:
+            run_asgi(WSGIMiddleware(ceiling_app(), workers=threads), config)
+        return
+
+    def load():  # noqa: ANN202
+        if target != "ours":
+            return ceiling_app()
+        from inspector.app import create_app
+
+        return create_app(config, multiprocess=workers > 1)
+
     run_gunicorn(gunicorn_options(config), load)
 
 

@@ -1,9 +1,11 @@
 """Forwarding benchmark: capture with a forward rule vs capture alone, same server, same run.
 
     python bench/forward.py [--rounds 3] [--duration 5] [--concurrency 16] [--workers 1]
+                            [--server uvicorn]
 
-One server (the gunicorn setup of `webhook-inspector serve`, bench/_serve.py) and one target
-app (a small asyncio HTTP server in a subprocess, answering 200 and recording each body). Bin
+One server (the setup of `webhook-inspector serve`, bench/_serve.py; uvicorn by default) and
+one target app (a small asyncio HTTP server in a subprocess, answering 200 and recording each
+body). Bin
 ``plain`` has no rules; bin ``fwd`` forwards to the app. Each round loads one bin then the
 other (alternating order), POSTing a 1 KiB JSON body carrying a unique number at fixed
 concurrency, and reports req/s and p50/p99 of the capture answers. After each ``fwd`` phase
@@ -131,6 +133,7 @@ def main() -> None:
     p.add_argument("--warmup", type=float, default=1.0)
     p.add_argument("--concurrency", type=int, default=16)
     p.add_argument("--workers", type=int, default=1)
+    p.add_argument("--server", default="uvicorn", choices=("uvicorn", "gunicorn"))
     p.add_argument("--threads", type=int, default=128)
     p.add_argument("--drain-timeout", type=float, default=600.0)
     p.add_argument("--target", nargs=2, metavar=("PORT", "LOG"), help=argparse.SUPPRESS)
@@ -145,8 +148,8 @@ def main() -> None:
     env = {**os.environ, "PYTHONPATH": str(HERE.parent)}
     app = subprocess.Popen([sys.executable, __file__, "--target", str(app_port), str(app_log)],
                            start_new_session=True, env=env)
-    srv = subprocess.Popen([sys.executable, str(HERE / "_serve.py"), "ours", str(port), str(db),
-                            str(args.workers), str(args.threads)],
+    srv = subprocess.Popen([sys.executable, str(HERE / "_serve.py"), "ours", args.server,
+                            str(port), str(db), str(args.workers), str(args.threads)],
                            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                            start_new_session=True, env=env)
     import httpx

@@ -1,12 +1,16 @@
 """Ingest benchmark: the real capture path against a bare-Flask ceiling, same server, same run.
 
     python bench/ingest.py [--rounds 3] [--duration 10] [--concurrency 16] [--workers 1]
+                           [--servers uvicorn,gunicorn]
 
-Both targets run under the gunicorn setup of `webhook-inspector serve` (bench/_serve.py), one
-at a time, in alternating order per round, each from a fresh start. Load: POST of a 1 KiB JSON
-body at fixed concurrency, by wrk when installed (else a bounded asyncio client). After each
-round of ours it counts the rows in the database and compares them with the 2xx answers
-(kept >= acknowledged, else requests were lost). Prints medians and per-round ratios.
+Each target runs under the server setup of `webhook-inspector serve` (bench/_serve.py): for
+each server, `ours` (serve itself) and `ceiling` (a bare Flask endpoint that reads the body and
+stores nothing), one at a time, in rotating order per round, each from a fresh start. Load:
+POST of a 1 KiB JSON body at fixed concurrency, by wrk when installed (else a bounded asyncio
+client). After each round of ours it counts the rows in the database and compares them with
+the 2xx answers (kept >= acknowledged, else requests were lost). Prints medians and the ratios
+of per-round figures: ours/ceiling on each server, and the default server's ours against the
+bare Flask app on gunicorn (the peers harness's baseline).
 """
 
 from __future__ import annotations
@@ -142,12 +146,13 @@ def rss_mib(pid: int) -> float:
     return total / 1024
 
 
-def one_round(target: str, args: argparse.Namespace) -> tuple[Result, int | None, float]:
+def one_round(name: str, args: argparse.Namespace) -> tuple[Result, int | None, float]:
+    target, _, server = name.partition("@")
     work = Path(tempfile.mkdtemp(prefix="ingest-"))
     port = free_port()
     db = work / "inspector.db"
-    proc = subprocess.Popen([sys.executable, str(HERE / "_serve.py"), target, str(port), str(db),
-                             str(args.workers), str(args.threads)],
+    proc = subprocess.Popen([sys.executable, str(HERE / "_serve.py"), target, server, str(port),
+                             str(db), str(args.workers), str(args.threads)],
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                             start_new_session=True, env={**os.environ, "PYTHONPATH":
                                                          str(HERE.parent)})
@@ -185,16 +190,24 @@ def main() -> None:
     ap.add_argument("--workers", type=int, default=1)
     ap.add_argument("--threads", type=int, default=128)
     ap.add_argument("--python-load", action="store_true", help="asyncio client instead of wrk")
+    ap.add_argument("--servers", default="uvicorn,gunicorn",
+                    help="servers to run both targets under; the first is serve's default")
     args = ap.parse_args()
 
-    targets = ["ceiling", "ours"]
+    servers = args.servers.split(",")
+    targets = [f"{t}@{s}" for s in servers for t in ("ceiling", "ours")]
     results: dict[str, list[Result]] = {t: [] for t in targets}
-    ratios: dict[str, list[float]] = {"rps": [], "p99": []}
+    pairs = [(f"ours@{s}", f"ceiling@{s}") for s in servers]
+    if "gunicorn" in servers and servers[0] != "gunicorn":
+        pairs.append((f"ours@{servers[0]}", "ceiling@gunicorn"))
+    ratios: dict[tuple[str, str], dict[str, list[float]]] = {p: {"rps": [], "p99": []}
+                                                             for p in pairs}
     lost = 0
     kept_total = acked_total = 0
     peaks: dict[str, float] = {}
     for r in range(args.rounds):
-        order = targets if r % 2 == 0 else targets[::-1]
+        k = r % len(targets)
+        order = targets[k:] + targets[:k]  # rotate, so no target always goes first
         got = {}
         for t in order:
             res, kept, peak = one_round(t, args)
@@ -205,26 +218,27 @@ def main() -> None:
                 lost += max(0, res.acked - kept)
                 kept_total += kept
                 acked_total += res.acked
-            print(f"round {r + 1} {t:8s} {res.rps:8.0f} req/s  p50 {res.p50:6.2f} ms  "
+            print(f"round {r + 1} {t:17s} {res.rps:8.0f} req/s  p50 {res.p50:6.2f} ms  "
                   f"p99 {res.p99:6.2f} ms  errs {res.errors}"
                   + (f"  acked {res.acked} kept {kept}" if kept is not None else ""),
                   flush=True)
-        ratios["rps"].append(got["ours"].rps / got["ceiling"].rps)
-        ratios["p99"].append(got["ours"].p99 / got["ceiling"].p99)
+        for a, b in pairs:
+            ratios[(a, b)]["rps"].append(got[a].rps / got[b].rps)
+            ratios[(a, b)]["p99"].append(got[a].p99 / got[b].p99)
 
     gen = "python" if args.python_load or not shutil.which("wrk") else "wrk"
     print(f"\nload: {gen}, POST {len(BODY)} B JSON, c={args.concurrency}, {args.duration:g}s x "
-          f"{args.rounds} rounds, gunicorn gthread {args.workers} worker(s) x {args.threads} "
-          "threads, fresh start per round")
-    print(f"{'target':10s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'peak MiB':>9s}")
+          f"{args.rounds} rounds, {args.workers} worker(s), fresh start per round")
+    print(f"{'target':17s} {'req/s':>8s} {'p50 ms':>8s} {'p99 ms':>8s} {'peak MiB':>9s}")
     for t in targets:
         rs = results[t]
-        print(f"{t:10s} {statistics.median(x.rps for x in rs):8.0f} "
+        print(f"{t:17s} {statistics.median(x.rps for x in rs):8.0f} "
               f"{statistics.median(x.p50 for x in rs):8.2f} "
               f"{statistics.median(x.p99 for x in rs):8.2f} {peaks[t]:9.1f}")
-    print(f"ours / ceiling: req/s x{statistics.median(ratios['rps']):.2f} (target >= 0.90), "
-          f"p99 x{statistics.median(ratios['p99']):.2f} (target <= 1.5)  "
-          f"[median of per-round ratios]")
+    for (a, b), rr in ratios.items():
+        print(f"{a} / {b}: req/s x{statistics.median(rr['rps']):.2f} (target >= 0.90), "
+              f"p99 x{statistics.median(rr['p99']):.2f} (target <= 1.5)  "
+              f"[median of per-round ratios]")
     print(f"acknowledged {acked_total}, kept {kept_total}, lost {lost} (target 0)")
 
 

@@ -2,11 +2,11 @@
 
     OURS_DIR=$PWD OURS_PYTHON=$(which python) python3 ../shared/bench/ingest_bench.py run \\
         --targets-file bench/peers_targets.py \\
-        --targets flask-bare,flask-sqlite-wal,ours,ours-2w,fasthook,mockoon
+        --targets flask-bare,flask-sqlite-wal,ours,ours-gunicorn,ours-2w,fasthook,mockoon
 
-`ours` is exactly what a user runs (`webhook-inspector serve`, defaults, gunicorn gthread, one
-worker); `ours-2w` adds `--workers 2`. Retention is raised so the harness's row count can prove
-that nothing acknowledged was lost.
+`ours` is exactly what a user runs (`webhook-inspector serve`, defaults: uvicorn, one process);
+`ours-gunicorn` is the same on gunicorn's gthread worker and `ours-2w` two gunicorn workers.
+Retention is raised so the harness's row count can prove that nothing acknowledged was lost.
 """
 
 import os
@@ -32,4 +32,5 @@ def _target(name: str, *extra: str) -> Target:
     )
 
 
-TARGETS = [_target("ours"), _target("ours-2w", "--workers", "2")]
+TARGETS = [_target("ours"), _target("ours-gunicorn", "--server", "gunicorn"),
+           _target("ours-2w", "--workers", "2")]

@@ -211,23 +211,17 @@ def protocols(wsgi_app: Callable[..., Iterable[bytes]]) -> tuple[type, type]:
     return CaptureHttp, WebSocketHandoff
 
 
-def serve_uvicorn(config: Any, announce: Callable[[int], None], tls: Any = None) -> None:
-    """Serve ``config`` in this process until SIGINT/SIGTERM; ``announce(port)`` once up."""
-    from .app import create_app
-    from .web.asgi import AsgiFront
-
-    app = create_app(config)
-    front = AsgiFront(app, config.threads)
-    http_class, ws_class = protocols(app)
+def run_asgi(app: Any, config: Any, announce: Callable[[int], None] | None = None, *,
+             http: Any = "httptools", ws: Any = "none") -> None:
+    """Run an ASGI app with the server settings of ``serve`` (also the benchmark's ceiling)."""
     try:
         import uvloop  # noqa: F401
 
         loop = "uvloop"
     except ImportError:
         loop = "asyncio"
-    host = config.host.strip("[]")
     server_config = uvicorn.Config(
-        front, host=host, port=config.port, loop=loop, http=http_class, ws=ws_class,
+        app, host=config.host.strip("[]"), port=config.port, loop=loop, http=http, ws=ws,
         lifespan="off", log_level="warning", access_log=False, server_header=False,
         timeout_keep_alive=5, timeout_graceful_shutdown=1, backlog=2048,
         h11_max_incomplete_event_size=FALLBACK_BUFFER,
@@ -236,14 +230,27 @@ def serve_uvicorn(config: Any, announce: Callable[[int], None], tls: Any = None)
     class Server(uvicorn.Server):  # type: ignore[misc]
         async def startup(self, sockets: Any = None) -> None:
             await super().startup(sockets)
-            if self.started and not self.should_exit:
+            if announce is not None and self.started and not self.should_exit:
                 announce(config.port)
 
-    tls_listener = tls.start(app) if tls is not None else None
     try:
         Server(server_config).run()
     except KeyboardInterrupt:
         pass  # uvicorn re-raises the signal it stopped on
+
+
+def serve_uvicorn(config: Any, announce: Callable[[int], None] | None = None,
+                  tls: Any = None) -> None:
+    """Serve ``config`` in this process until SIGINT/SIGTERM; ``announce(port)`` once up."""
+    from .app import create_app
+    from .web.asgi import AsgiFront
+
+    app = create_app(config)
+    http_class, ws_class = protocols(app)
+    tls_listener = tls.start(app) if tls is not None else None
+    try:
+        run_asgi(AsgiFront(app, config.threads), config, announce, http=http_class,
+                 ws=ws_class)
     finally:
         if tls_listener is not None:
             tls_listener.stop()
