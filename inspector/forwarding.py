@@ -40,7 +40,11 @@ from .delivery import RetryPolicy, build, check_url, iso
 from .delivery.engine import LEASE_MARGIN
 from .storage.captures import BIN_NAME, Capture, CaptureStore, NewCapture, Stored
 from .storage.deliveries import Delivery, NewDelivery
-from .storage.forwarding import ForwardRulesStore, insert_capture_with_forwards
+from .storage.forwarding import (
+    ForwardRulesStore,
+    insert_capture_with_forwards,
+    insert_capture_with_forwards_later,
+)
 
 log = logging.getLogger(__name__)
 
@@ -445,6 +449,40 @@ class Forwarder:
         return ForwardStored(stored.capture, stored.response, forwards=deliveries, proxy=proxy,
                              rules=rules)
 
+    def add_later(self, new: NewCapture) -> Future[Stored] | None:
+        """:meth:`add` without blocking (an event-loop server awaits it); None for a bin in
+        proxy mode, whose sender waits for the app: use :meth:`add` on a thread."""
+        rules = self.rules_for(new.bin)
+        if rules is None:
+            return self.store.add_later(new)
+        if rules.mode == "proxy":
+            return None
+        chosen = self.matching(rules, new)
+        if not chosen:
+            return self.store.add_later(new)
+        engine = self.engine
+        forwards = [(nd, nd.context["queue"]) for nd in self._build(new, rules, chosen)]
+        written = insert_capture_with_forwards_later(
+            self.db, self.store, new, forwards, engine.token,
+            iso(time.time() + rules.timeout + LEASE_MARGIN))
+        result: Future[Stored] = Future()
+
+        def committed(f: Future[tuple[Stored, list[Delivery]]]) -> None:
+            try:
+                stored, deliveries = f.result()
+            except BaseException as exc:  # noqa: BLE001 - handed to the waiting sender
+                result.set_exception(exc)
+                return
+            try:
+                engine.adopt(deliveries)  # first attempts start now (on the writer's thread)
+            except Exception:  # the forwards are stored: the scheduler picks them up anyway
+                log.exception("could not start forwards")
+            result.set_result(ForwardStored(stored.capture, stored.response,
+                                            forwards=deliveries, proxy=None, rules=rules))
+
+        written.add_done_callback(committed)
+        return result
+
     def _build(self, cap: NewCapture | Capture, rules: Rules,
                chosen: Sequence[tuple[int, Target]]) -> list[NewDelivery]:
         """One forward delivery per chosen target (not yet recorded)."""
@@ -595,11 +633,8 @@ class ForwardingCaptures:
         return self._forwarder.add(new)
 
     def add_later(self, new: NewCapture) -> Future[Stored] | None:
-        """Non-blocking add for a bin without forwarding rules; None for one with rules (its
-        forwards are written with it, and proxy mode waits for the app: use ``add``)."""
-        if self._forwarder.rules_for(new.bin) is not None:
-            return None
-        return self._store.add_later(new)
+        """Non-blocking add (forwards written with the capture); None in proxy mode."""
+        return self._forwarder.add_later(new)
 
     def __getattr__(self, name: str) -> Any:
         return getattr(self._store, name)

@@ -465,3 +465,43 @@ def test_resend_without_a_target_is_400(make_server, apps) -> None:
     r = httpx.post(f"{srv.url}/api/captures/{cid}/forward", timeout=10)
     assert r.status_code == 202 and r.json()["resent"][0]["action"] == "resent", r.text
     assert [g.body for g in app.wait_for(2)] == [b"y", b"y"]
+
+
+def test_forwarding_through_the_default_server(tmp_path: Path, apps) -> None:
+    """uvicorn writes a forwarding bin's captures without blocking (asgi.py) and takes proxy
+    mode on a thread: the same bytes, order and answers as the WSGI path."""
+    port = free_port()
+    proc = start_cli_server(tmp_path / "uv.db", port, "--server", "uvicorn",
+                            "--retry-scale", "0.05")
+    base = f"http://127.0.0.1:{port}"
+    try:
+        app = apps()
+        put_rules(base, "sig", {"targets": [{"url": app.url("/hooks")}]})
+        body = '{"type":"call.ended",  "id" : 7, "a":"caf\u00e9"}\n'.encode()
+        sig = signing.sign("audian", "whsec_uv", body, int(time.time()))
+        r = httpx.post(f"{base}/in/sig/calls?b=2&a=1", content=body, timeout=10,
+                       headers=[("Content-Type", "application/json"), *sig])
+        assert r.status_code == 200, r.text
+        [got] = app.wait_for(1)
+        assert got.target == "/hooks/calls?b=2&a=1" and got.body == body
+        assert signing.verify("audian", "whsec_uv", got.body, got.headers,
+                              int(time.time())).valid
+        wait_forward_status(base, r.json()["id"], "delivered")
+
+        down = closed_port()
+        put_rules(base, "down", {"targets": [f"http://127.0.0.1:{down}/in"]})
+        ids = [httpx.post(f"{base}/in/down", content=f'{{"n":{i}}}', timeout=10).json()["id"]
+               for i in range(6)]
+        time.sleep(0.3)
+        late = apps(port=down)
+        late.wait_for(6)
+        assert [json.loads(g.body)["n"] for g in late.got] == list(range(6))
+        for cid in ids:
+            wait_forward_status(base, cid, "delivered")
+
+        proxied = apps(answer=lambda g: (201, [("X-App", "yes")], b"handled:" + g.body))
+        put_rules(base, "px", {"targets": [proxied.url()], "mode": "proxy", "timeout": 5})
+        r = httpx.post(f"{base}/in/px", content=b"42", timeout=10)
+        assert (r.status_code, r.content, r.headers["x-app"]) == (201, b"handled:42", "yes")
+    finally:
+        stop_process(proc)

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import json
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from concurrent.futures import Future
 from typing import Any
 
 from .captures import CaptureStore, NewCapture, Stored, utc_now
@@ -148,6 +149,21 @@ def insert_capture_with_forwards(db: Database, captures: CaptureStore, new: NewC
     (the caller's engine makes its first attempt now). The others wait (no due time) until the
     delivery ahead of them settles.
     """
+    return db.write(_capture_with_forwards(captures, new, forwards, token, lease_until))
+
+
+def insert_capture_with_forwards_later(
+        db: Database, captures: CaptureStore, new: NewCapture,
+        forwards: Sequence[tuple[NewDelivery, str]], token: str, lease_until: str,
+) -> Future[tuple[Stored, list[Delivery]]]:
+    """:func:`insert_capture_with_forwards` without blocking: resolves once committed."""
+    return db.submit(_capture_with_forwards(captures, new, forwards, token, lease_until))
+
+
+def _capture_with_forwards(captures: CaptureStore, new: NewCapture,
+                           forwards: Sequence[tuple[NewDelivery, str]], token: str,
+                           lease_until: str
+                           ) -> Callable[[sqlite3.Connection], tuple[Stored, list[Delivery]]]:
     def run(conn: sqlite3.Connection) -> tuple[Stored, list[Delivery]]:
         stored = captures._insert(conn, new)
         out = []
@@ -161,4 +177,4 @@ def insert_capture_with_forwards(db: Database, captures: CaptureStore, new: NewC
             conn.execute("UPDATE deliveries SET queue = ? WHERE id = ?", (queue, d.id))
             out.append(d)
         return stored, out
-    return db.write(run)
+    return run

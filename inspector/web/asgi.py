@@ -10,9 +10,9 @@ same Flask app, run on a thread pool through ``a2wsgi``. The live websocket neve
 object: the server hands its connection to the Flask app on a thread of its own (see
 uvicorn_server.py), so the live hub keeps writing frames straight to the socket.
 
-A capture still answers only after its commit, and a bin that forwards (whose capture is
-written with its forwards, and may wait for the app in proxy mode) takes the blocking path on
-the pool.
+A capture still answers only after its commit (a forwarding bin's forwards are written in the
+same commit); a bin in proxy mode, whose sender waits for the app's answer, takes the blocking
+path on the pool.
 """
 
 from __future__ import annotations
@@ -80,7 +80,7 @@ class AsgiFront:
             headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]],
             body=body, remote_addr=client[0] if client else None, tls=None)
         future = self.capture.add_later(new)
-        if future is None:  # a forwarding bin: written with its forwards, maybe proxied
+        if future is None:  # proxy mode: the sender waits for the app
             loop = asyncio.get_running_loop()
             answer = await loop.run_in_executor(self.pool, self.capture.store_and_answer, new)
         else:

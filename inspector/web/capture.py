@@ -159,7 +159,7 @@ class CaptureMiddleware:
 
     def add_later(self, new: NewCapture) -> Future[Any] | None:
         """The capture's commit as a future, for a server that must not block (asgi.py);
-        None when this capture needs :meth:`store_and_answer` on a thread (its bin forwards)."""
+        None when this capture needs :meth:`store_and_answer` on a thread (proxy mode)."""
         add_later = getattr(self.store, "add_later", None)
         return add_later(new) if add_later is not None else None
 
