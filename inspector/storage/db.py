@@ -143,8 +143,6 @@ class Database:
         migrate(self.path)
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
-        self._all_readers: list[sqlite3.Connection] = []
-        self._lock = threading.Lock()
         self._commit_hooks: list[Callable[[list[Any]], None]] = []
         self._background: Callable[[sqlite3.Connection], bool] | None = None
         self._background_due = False
@@ -185,20 +183,26 @@ class Database:
     # -- reading ------------------------------------------------------------------------------
     @contextlib.contextmanager
     def reader(self) -> Iterator[sqlite3.Connection]:
-        """A pooled read connection; threads come and go (Werkzeug), connections stay."""
+        """A pooled read connection; threads come and go (Werkzeug), connections stay.
+
+        After :meth:`close` a connection is closed when it is given back, never while a
+        thread (a websocket still finishing, say) is using it: closing an SQLite connection
+        under a running statement crashes the process."""
         try:
             conn = self._readers.get_nowait()
         except queue.Empty:
             conn = _connect(self.path)
             conn.execute("PRAGMA query_only = ON")
-            with self._lock:
-                self._all_readers.append(conn)
         try:
             yield conn
         finally:
             if conn.in_transaction:
                 conn.execute("ROLLBACK")
-            self._readers.put(conn)
+            if self._closed:
+                with contextlib.suppress(sqlite3.Error):
+                    conn.close()
+            else:
+                self._readers.put(conn)
 
     def read(self, fn: Callable[[sqlite3.Connection], T]) -> T:
         with self.reader() as conn:
@@ -334,8 +338,10 @@ class Database:
         self._checkpointer.join(timeout=10)
         with contextlib.suppress(OSError):
             os.close(self._lock_fd)
-        with self._lock:
-            for conn in self._all_readers:
-                with contextlib.suppress(sqlite3.Error):
-                    conn.close()
-            self._all_readers.clear()
+        while True:  # the idle readers; those in use close when given back (see reader)
+            try:
+                conn = self._readers.get_nowait()
+            except queue.Empty:
+                break
+            with contextlib.suppress(sqlite3.Error):
+                conn.close()
