@@ -32,11 +32,6 @@ T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 10_000
 MAX_BATCH = 256
-CHECKPOINT_EVERY = 0.5
-"""Seconds between the checkpointer's passes (only after commits)."""
-WRITER_AUTOCHECKPOINT = 20000
-"""WAL pages after which the writer checkpoints by itself: a safety net only, far above what
-the checkpointer lets the WAL reach."""
 
 
 class StorageError(RuntimeError):
@@ -148,37 +143,10 @@ class Database:
         self._background_due = False
         self._closed = False
         self._writer_conn = _connect(self.path)
-        # Checkpoints (copying the WAL into the database file, with an fsync) happen on a
-        # thread of their own: run by the writer, as SQLite does by default every 1000 pages,
-        # each one stalled every capture waiting on the writer, the tail of the latency.
-        self._writer_conn.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT}")
-        self._commits = 0
-        self._checkpoint_wake = threading.Event()
         self._lock_fd = os.open(str(self.path) + ".writelock", os.O_RDWR | os.O_CREAT, 0o600)
         self._writer = threading.Thread(target=self._write_loop, name="sqlite-writer",
                                         daemon=True)
         self._writer.start()
-        self._checkpointer = threading.Thread(target=self._checkpoint_loop,
-                                              name="sqlite-checkpoint", daemon=True)
-        self._checkpointer.start()
-
-    def _checkpoint_loop(self) -> None:
-        """PASSIVE checkpoints while commits happen: they never wait for, or block, the writer
-        or the readers; what a reader still needs is copied on a later pass."""
-        conn = _connect(self.path)
-        seen = 0
-        try:
-            while not self._closed:
-                self._checkpoint_wake.wait(CHECKPOINT_EVERY)
-                if self._commits == seen:
-                    continue
-                seen = self._commits
-                try:
-                    conn.execute("PRAGMA wal_checkpoint(PASSIVE)").fetchone()
-                except sqlite3.Error:
-                    log.debug("checkpoint failed; the next pass retries", exc_info=True)
-        finally:
-            conn.close()
 
     # -- reading ------------------------------------------------------------------------------
     @contextlib.contextmanager
@@ -273,7 +241,6 @@ class Database:
             conn.execute("BEGIN IMMEDIATE")
             more = self._background(conn)
             conn.execute("COMMIT")
-            self._commits += 1
         except Exception:
             log.exception("background write step failed")
             if conn.in_transaction:
@@ -302,7 +269,6 @@ class Database:
                     conn.execute("RELEASE job")
                     outcomes.append((job, True, result))
             conn.execute("COMMIT")
-            self._commits += 1
         except BaseException as exc:  # the commit itself failed: nobody's write is durable
             log.exception("write batch failed")
             if conn.in_transaction:
@@ -334,8 +300,6 @@ class Database:
         self._closed = True
         self._queue.put(None)
         self._writer.join(timeout=10)
-        self._checkpoint_wake.set()
-        self._checkpointer.join(timeout=10)
         with contextlib.suppress(OSError):
             os.close(self._lock_fd)
         while True:  # the idle readers; those in use close when given back (see reader)
