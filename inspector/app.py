@@ -52,7 +52,7 @@ def create_app(config: Config | None = None, *, multiprocess: bool = False) -> F
     app.json.sort_keys = False  # type: ignore[attr-defined]
 
     # Domain services (no Flask in them), wired to each other here and nowhere else.
-    db = Database(config.db_path)
+    db = Database(config.db_path, sync=config.sync)
     db.set_background(index_step)  # full-text indexing, off the captures' commits
     store = CaptureStore(db, max_captures=config.max_captures)
     hub = LiveHub(store)

@@ -42,8 +42,13 @@ def serve(**values: Any) -> None:
     """Serve the inspector UI, the API, the websocket and the capture URLs on one port."""
     from .server import PortInUse
     from .server import serve as run
+    from .storage.db import SYNC_MODES
 
     config = Config.from_env(**{k: v for k, v in values.items() if v is not None})
+    if config.sync not in SYNC_MODES:
+        click.echo(f"error: --sync must be one of {', '.join(SYNC_MODES)}, not "
+                   f"{config.sync!r}", err=True)
+        sys.exit(2)
     if config.fixtures:  # read by the catalog in every worker and by the start-up check
         os.environ["INSPECTOR_FIXTURES"] = config.fixtures
     on_ready = (lambda url: webbrowser.open(url)) if config.open else None

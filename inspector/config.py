@@ -59,6 +59,10 @@ SETTINGS: list[Setting] = [
             "above the number of inspector tabs and live clients.", int),
     Setting("server", "auto", "HTTP server: auto (uvicorn for one worker, gunicorn for "
             "several, Werkzeug where neither is installed), uvicorn, gunicorn or werkzeug."),
+    Setting("sync", "normal", "When SQLite calls fsync: normal (at checkpoints: a power loss "
+            "cannot corrupt the database) or off (never: a crash or kill of the tool still "
+            "loses nothing answered, fsync stalls no capture, but a power loss may damage the "
+            "file)."),
     Setting("retry_scale", 1.0, "Multiply every vendor's retry delays (jitter included); "
             "0 retries at once.", float),
     Setting("strict_vendor_rules", False, "Refuse what the vendor would refuse (e.g. http:// "
@@ -96,6 +100,7 @@ class Config:
     workers: int = 1
     threads: int = 128
     server: str = "auto"
+    sync: str = "normal"
     retry_scale: float = 1.0
     strict_vendor_rules: bool = False
     max_response_delay: float = 30.0

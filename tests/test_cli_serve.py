@@ -164,7 +164,8 @@ def test_broken_fixture_is_reported_at_start_and_never_stops_the_server(tmp_path
     try:
         seen = ""
         deadline = time.monotonic() + 60
-        while "vendor.yaml" not in seen and time.monotonic() < deadline:
+        # The check runs beside the server: its report may come before or after "ready".
+        while not ("vendor.yaml" in seen and "ready" in seen) and time.monotonic() < deadline:
             seen += proc.stdout.readline()
         assert "fixtures have problems" in seen, seen
         assert "github/vendor.yaml:2: YAML syntax error" in seen, seen
@@ -173,3 +174,20 @@ def test_broken_fixture_is_reported_at_start_and_never_stops_the_server(tmp_path
         assert "audian" in ids and "github" not in ids
     finally:
         stop_process(proc)
+
+
+def test_sync_setting_reaches_the_writer_and_bad_values_are_one_line(tmp_path) -> None:
+    from inspector.storage import Database
+
+    for mode, pragma in (("off", 0), ("normal", 1)):
+        db = Database(tmp_path / f"{mode}.db", sync=mode)
+        try:
+            assert db.write(lambda conn: conn.execute("PRAGMA synchronous").fetchone()[0]) \
+                == pragma
+        finally:
+            db.close()
+    r = subprocess.run([sys.executable, "-m", "inspector", "serve", "--port", str(free_port()),
+                        "--db", str(tmp_path / "x.db"), "--sync", "sometimes"],
+                       capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2
+    assert r.stderr.strip() == "error: --sync must be one of normal, off, not 'sometimes'"

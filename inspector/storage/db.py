@@ -38,13 +38,16 @@ class StorageError(RuntimeError):
     """A database problem worth showing to the user as it is."""
 
 
-def _connect(path: Path) -> sqlite3.Connection:
+SYNC_MODES = ("normal", "off")
+
+
+def _connect(path: Path, sync: str = "normal") -> sqlite3.Connection:
     conn = sqlite3.connect(
         str(path), timeout=BUSY_TIMEOUT_MS / 1000, isolation_level=None,
         check_same_thread=False,
     )
     conn.execute(f"PRAGMA busy_timeout = {BUSY_TIMEOUT_MS}")
-    conn.execute("PRAGMA synchronous = NORMAL")
+    conn.execute(f"PRAGMA synchronous = {'OFF' if sync == 'off' else 'NORMAL'}")
     conn.execute("PRAGMA foreign_keys = ON")
     return conn
 
@@ -133,8 +136,14 @@ class Database:
     batch; the layer above uses it to wake live clients, so storage never imports the hub.
     """
 
-    def __init__(self, path: Path | str) -> None:
+    def __init__(self, path: Path | str, sync: str = "normal") -> None:
+        """``sync``: ``normal`` (SQLite syncs the WAL and the file at checkpoints) or ``off``
+        (never; see the ``sync`` setting: each checkpoint's fsync otherwise stalls the single
+        writer, and every capture waiting on it, for 10-30 ms on a busy disk)."""
+        if sync not in SYNC_MODES:
+            raise StorageError(f"sync must be one of {', '.join(SYNC_MODES)}, not {sync!r}")
         self.path = Path(path)
+        self.sync = sync
         migrate(self.path)
         self._queue: queue.SimpleQueue[_Job | None] = queue.SimpleQueue()
         self._readers: queue.SimpleQueue[sqlite3.Connection] = queue.SimpleQueue()
@@ -142,7 +151,7 @@ class Database:
         self._background: Callable[[sqlite3.Connection], bool] | None = None
         self._background_due = False
         self._closed = False
-        self._writer_conn = _connect(self.path)
+        self._writer_conn = _connect(self.path, sync)
         self._lock_fd = os.open(str(self.path) + ".writelock", os.O_RDWR | os.O_CREAT, 0o600)
         self._writer = threading.Thread(target=self._write_loop, name="sqlite-writer",
                                         daemon=True)
