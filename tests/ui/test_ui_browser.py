@@ -504,13 +504,16 @@ def test_replay_shows_the_servers_answer(server, page: Page, problems: PageProbl
 
 
 # -- reconnect ----------------------------------------------------------------------------------
+@pytest.mark.parametrize("kind", ["uvicorn", "werkzeug"])
 def test_reconnects_after_a_server_restart_and_misses_nothing(tmp_path: Path, page: Page,
-                                                              problems: PageProblems) -> None:
+                                                              problems: PageProblems,
+                                                              kind: str) -> None:
     # The first server is a real process, so stopping it closes the page's socket as a
-    # restart would (an in-process ServerThread keeps its open websockets serving).
+    # restart would (an in-process ServerThread keeps its open websockets serving). Under
+    # uvicorn (the default) the page, its API calls and its websocket take the real path.
     port = free_port()
     db = tmp_path / "restart.db"
-    proc = start_cli_server(db, port, "--server", "werkzeug")
+    proc = start_cli_server(db, port, "--server", kind)
     base = f"http://127.0.0.1:{port}"
     srv = None
     try:
