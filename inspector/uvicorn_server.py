@@ -111,6 +111,14 @@ def run_on_socket(app: Callable[..., Iterable[bytes]], environ: dict[str, Any],
     sock.sendall("\r\n".join(head).encode("latin-1") + body)
 
 
+def _h11_can_parse(exc: BaseException) -> bool:
+    """A method llhttp does not know, or a URL too long for httptools' parser."""
+    if isinstance(exc, httptools.HttpParserInvalidMethodError):
+        return True
+    cause = exc.__cause__ or exc.__context__
+    return isinstance(cause, httptools.HttpParserInvalidURLError)
+
+
 def protocols(wsgi_app: Callable[..., Iterable[bytes]]) -> tuple[type, type]:
     """uvicorn's ``http`` and ``ws`` protocol classes for this app (see the module docstring)."""
 
@@ -160,18 +168,48 @@ def protocols(wsgi_app: Callable[..., Iterable[bytes]]) -> tuple[type, type]:
             self.transport = None
 
     class CaptureHttp(HttpToolsProtocol):  # type: ignore[misc]
-        """httptools, handing a request it cannot parse to h11 (see the module docstring)."""
+        """httptools, handing what it cannot take to h11 (see the module docstring).
+
+        A request goes to h11, with every byte of it read so far, only when all of these
+        hold: llhttp refused its method (or its URL was too long for httptools), or it asks
+        for an upgrade that is not the live websocket (llhttp would drop its body); it began
+        at the start of a chunk, so its first byte is known; the app has not started on it;
+        and every earlier response on the connection is complete. Anything else llhttp
+        refuses (say Content-Length with Transfer-Encoding) gets uvicorn's 400.
+        """
 
         def __init__(self, *args: Any, **kwargs: Any) -> None:
             super().__init__(*args, **kwargs)
-            self._request = bytearray()
-            self._at_start = True  # the next bytes begin a request
+            self._request: bytearray | None = bytearray()
+            self._at_start = True  # the next chunk begins a request
             self._completed = False  # a request ended inside the current chunk
+            self._app_started = False  # the app runs for the request being parsed
+            self._to_other = False  # an upgrade that is not ours: h11 takes it
+
+        def on_message_begin(self) -> None:
+            super().on_message_begin()
+            self._app_started = False
+            self._to_other = False
+            if self._completed:  # pipelined after another request: where it starts is unknown
+                self._request = None
+                self._at_start = False
+
+        def on_headers_complete(self) -> None:
+            if self.parser.should_upgrade() and not self._should_upgrade():
+                self._to_other = True  # h2c, or a websocket to a capture URL: keep the body
+                return
+            super().on_headers_complete()
+            self._app_started = True
 
         def on_message_complete(self) -> None:
+            if self._to_other:
+                return  # no cycle was started: h11 takes the whole request
             super().on_message_complete()
             self._at_start = True
             self._completed = True
+
+        def _should_upgrade(self) -> bool:
+            return super()._should_upgrade() and self.url.partition(b"?")[0] == b"/ws"
 
         def data_received(self, data: bytes) -> None:
             if self._at_start:
@@ -179,7 +217,7 @@ def protocols(wsgi_app: Callable[..., Iterable[bytes]]) -> tuple[type, type]:
                 self._at_start = False
             elif self._request is not None:
                 if len(self._request) + len(data) > FALLBACK_BUFFER:
-                    self._request = None  # type: ignore[assignment]
+                    self._request = None
                 else:
                     self._request += data
             self._completed = False
@@ -187,18 +225,29 @@ def protocols(wsgi_app: Callable[..., Iterable[bytes]]) -> tuple[type, type]:
             try:
                 self.parser.feed_data(data)
             except httptools.HttpParserUpgrade:
-                if self._should_upgrade():
+                if self._to_other:
+                    self._fall_back_or_400()
+                elif self._should_upgrade():
                     self.handle_websocket_upgrade()
                 else:
                     self._unsupported_upgrade_warning()
-            except httptools.HttpParserError:
-                idle = self.cycle is None or self.cycle.response_complete
-                if self._request and not self._completed and idle:
-                    self._to_h11(bytes(self._request))
-                    return
-                msg = "Invalid HTTP request received."
-                self.logger.warning(msg)
-                self.send_400_response(msg)
+            except httptools.HttpParserError as exc:
+                if _h11_can_parse(exc):
+                    self._fall_back_or_400()
+                else:
+                    self._bad_request()
+
+        def _fall_back_or_400(self) -> None:
+            idle = self.cycle is None or self.cycle.response_complete
+            if self._request and not self._app_started and not self._completed and idle:
+                self._to_h11(bytes(self._request))
+            else:
+                self._bad_request()
+
+        def _bad_request(self) -> None:
+            msg = "Invalid HTTP request received."
+            self.logger.warning(msg)
+            self.send_400_response(msg)
 
         def _to_h11(self, data: bytes) -> None:
             self.connections.discard(self)
@@ -223,6 +272,9 @@ def run_asgi(app: Any, config: Any, announce: Callable[[int], None] | None = Non
     server_config = uvicorn.Config(
         app, host=config.host.strip("[]"), port=config.port, loop=loop, http=http, ws=ws,
         lifespan="off", log_level="warning", access_log=False, server_header=False,
+        # A captured X-Forwarded-For/-Proto is data, never the request's own address or
+        # scheme (every local sender would otherwise be trusted as a proxy).
+        proxy_headers=False, forwarded_allow_ips="",
         timeout_keep_alive=5, timeout_graceful_shutdown=1, backlog=2048,
         h11_max_incomplete_event_size=FALLBACK_BUFFER,
     )

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import time
 
 import httpx
 import pytest
@@ -217,3 +218,82 @@ def test_multipart_request_is_captured(any_server: Served) -> None:
     cap = fetch(any_server, r.json()["id"])
     assert cap["content_type"].startswith("multipart/form-data; boundary=")
     assert bytes(range(256)) in raw_body(any_server, cap["id"])
+
+
+# -- what a sender cannot make the server believe or lose (found in review of the uvicorn path)
+def _captures(srv: Served, bin_name: str) -> list[dict]:
+    return srv.get(f"/api/captures?bin={bin_name}").json()["captures"]
+
+
+def _exchange(port: int, *chunks: bytes, pause: float = 0.3, wait: float = 1.5) -> bytes:
+    """Send ``chunks`` with pauses between them; return every byte the server sent back."""
+    import socket
+
+    with socket.create_connection(("127.0.0.1", port), timeout=wait) as s:
+        for i, chunk in enumerate(chunks):
+            if i:
+                time.sleep(pause)
+            s.sendall(chunk)
+        out = b""
+        try:
+            while True:
+                got = s.recv(65536)
+                if not got:
+                    break
+                out += got
+        except OSError:
+            pass
+    return out
+
+
+def test_forwarded_headers_are_data_not_the_senders_address(any_server: Served) -> None:
+    r = httpx.post(any_server.url + "/in/xff", content=b"x",
+                   headers={"X-Forwarded-For": "6.6.6.6", "X-Forwarded-Proto": "https"})
+    cap = fetch(any_server, r.json()["id"])
+    assert cap["remote_addr"] == "127.0.0.1"
+    assert ["x-forwarded-for", "6.6.6.6"] in [[n.lower(), v] for n, v in cap["headers"]]
+
+
+def test_a_body_sent_with_an_upgrade_header_is_kept(any_server: Served) -> None:
+    resp = any_server.raw(b"POST /in/h2c HTTP/1.1\r\nHost: h\r\nConnection: Upgrade, HTTP2-Settings"
+                          b"\r\nUpgrade: h2c\r\nHTTP2-Settings: AAMAAABkAARAAAAAAAIAAAAA\r\n"
+                          b"Content-Length: 5\r\n\r\nhello")
+    assert resp.status == 200
+    assert raw_body(any_server, resp.json()["id"]) == b"hello"
+
+
+def test_a_body_cut_short_by_a_disconnect_is_not_stored(any_server: Served) -> None:
+    _exchange(any_server.port, b"POST /in/cut HTTP/1.1\r\nHost: h\r\nContent-Length: 1000\r\n\r\n"
+              b"only twenty-one bytes")
+    _exchange(any_server.port, b"POST /in/cut HTTP/1.1\r\nHost: h\r\nTransfer-Encoding: chunked"
+              b"\r\n\r\n5\r\nhello\r\n")
+    time.sleep(0.3)
+    assert _captures(any_server, "cut") == []
+
+
+@pytest.mark.parametrize("kind", ["gunicorn", "uvicorn"])
+def test_content_length_with_transfer_encoding_is_refused(request, kind: str) -> None:
+    srv = request.getfixturevalue(f"{kind}_server")
+    out = _exchange(srv.port, b"POST /in/smuggle HTTP/1.1\r\nHost: x\r\nContent-Length: 5\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n0\r\n\r\n"
+                    b"GET /in/smuggle/hidden HTTP/1.1\r\nHost: x\r\n\r\n")
+    assert out.startswith(b"HTTP/1.1 400")
+    assert _captures(srv, "smuggle") == []
+
+
+def test_uvicorn_never_misframes_or_answers_twice(uvicorn_server: Served) -> None:
+    srv = uvicorn_server
+    # A request whose first bytes came with the previous one is not handed over half-read.
+    _exchange(srv.port, b"GET /in/frame/a HTTP/1.1\r\nHost: x\r\n\r\nPROP",
+              b"XX /in/frame/b HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+    assert "XX" not in [c["method"] for c in _captures(srv, "frame")]
+    # A request the app already answered is not run again when its body turns out bad
+    # (the parser's own 400 follows, and the connection closes).
+    out = _exchange(srv.port, b"POST /in/bad.name HTTP/1.1\r\nHost: x\r\n"
+                    b"Transfer-Encoding: chunked\r\n\r\n", b"3 \r\nabc\r\n0\r\n\r\n")
+    assert out.count(b"invalid bin name") == 1, out
+    # Custom methods still reach h11, on fresh and on kept-alive connections.
+    out = _exchange(srv.port, b"BREW /in/frame/c HTTP/1.1\r\nHost: x\r\nContent-Length: 3\r\n\r\n"
+                    b"tea", b"POST /in/frame/d HTTP/1.1\r\nHost: x\r\nContent-Length: 0\r\n\r\n")
+    assert out.count(b"HTTP/1.1 200") == 2, out
+    assert {"BREW", "POST"} <= {c["method"] for c in _captures(srv, "frame")}

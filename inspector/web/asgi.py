@@ -38,6 +38,9 @@ Receive = Any
 Send = Any
 
 _PREFIX = PREFIX.encode()
+GONE = object()
+COMMIT_TIMEOUT = 30.0
+"""Seconds a capture waits for its commit before the sender gets a 503 (as ``db.write``)."""
 
 
 class AsgiFront:
@@ -73,6 +76,8 @@ class AsgiFront:
         if body is None:
             await _send(send, self.capture.too_large())
             return
+        if body is GONE:
+            return  # the sender left mid-body: nothing half-received is stored
         client = scope.get("client")
         new = NewCapture(
             bin=bin_name, method=scope["method"], path=sub,
@@ -85,7 +90,7 @@ class AsgiFront:
             answer = await loop.run_in_executor(self.pool, self.capture.store_and_answer, new)
         else:
             try:
-                stored = await asyncio.wrap_future(future)
+                stored = await asyncio.wait_for(asyncio.wrap_future(future), COMMIT_TIMEOUT)
             except Exception:  # noqa: BLE001 - the sender gets a 503; the reason is logged
                 log.exception("capture not stored")
                 answer = STORE_FAILED
@@ -106,14 +111,15 @@ def _declared_length(scope: Scope) -> int:
     return -1
 
 
-async def _read_body(receive: Receive, limit: int) -> bytes | None:
-    """The whole body, or None as soon as it passes ``limit`` (nothing is kept then)."""
+async def _read_body(receive: Receive, limit: int) -> Any:
+    """The whole body; None as soon as it passes ``limit``; GONE when the sender disconnects
+    before its end (nothing is kept in either case)."""
     chunks: list[bytes] = []
     total = 0
     while True:
         message = await receive()
         if message["type"] == "http.disconnect":
-            return b"".join(chunks)
+            return GONE
         chunk = message.get("body", b"")
         if chunk:
             total += len(chunk)

@@ -33,6 +33,10 @@ class BodyTooLarge(Exception):
     pass
 
 
+class BodyIncomplete(Exception):
+    """The connection ended before the declared Content-Length arrived."""
+
+
 def ascii_target(uri: str) -> str:
     """The target as ASCII: raw non-ASCII bytes (sent unencoded by some clients) become
     %XX escapes, which is lossless and replays as the same bytes. ``uri`` holds the bytes
@@ -73,7 +77,7 @@ def read_body(environ: dict[str, Any], limit: int) -> bytes:
             while remaining > 0:
                 chunk = stream.read(min(remaining, READ_CHUNK))
                 if not chunk:
-                    break
+                    raise BodyIncomplete
                 chunks.append(chunk)
                 remaining -= len(chunk)
             return b"".join(chunks)
@@ -124,6 +128,9 @@ class CaptureMiddleware:
             body = read_body(environ, self.max_body)
         except BodyTooLarge:
             return self.too_large().wsgi(start_response)
+        except BodyIncomplete:  # the sender is gone; nothing half-received is stored
+            return json_answer(400, {"error": "the body ended before its Content-Length"},
+                               close=True).wsgi(start_response)
         new = NewCapture(
             bin=bin_name, method=environ["REQUEST_METHOD"], path=sub, query=query,
             headers=raw_headers(environ), body=body, remote_addr=environ.get("REMOTE_ADDR"),
