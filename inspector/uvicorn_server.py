@@ -5,10 +5,12 @@ README "Performance"), an event loop with a C parser takes about three times the
 second in one process, and one process also means no arbiter beside it in memory. Two things a
 capture tool needs that uvicorn does not do by itself are added here:
 
-* **Any method.** The C parser (llhttp) knows only the registered methods; a request it cannot
-  parse (``X-CUSTOM-VERB``, ``BREW``) is handed, with the bytes read so far, to uvicorn's pure
-  Python h11 protocol for that connection, which accepts any token. Only a request the h11
-  parser refuses too gets a 400.
+* **Any method, any body.** The C parser (llhttp) knows only the registered methods, and it
+  skips the body of any request asking for an Upgrade; such a request (``X-CUSTOM-VERB``,
+  ``BREW``, a POST from ``curl --http2``) is handed, with the bytes read so far, to uvicorn's
+  pure Python h11 protocol for that connection, which takes any token and keeps the body.
+  Everything else llhttp refuses (e.g. Content-Length with Transfer-Encoding) gets a 400; see
+  ``CaptureHttp`` for when a hand-over is safe.
 * **The live websocket stays on a plain socket.** The live hub writes each capture's frame,
   encoded once, straight to every client's socket (live/hub.py); through an ASGI websocket every
   message would cross the event loop per client. So an upgrade request is not run as ASGI: its
