@@ -32,6 +32,11 @@ T = TypeVar("T")
 
 BUSY_TIMEOUT_MS = 10_000
 MAX_BATCH = 256
+WRITER_AUTOCHECKPOINT = 250
+"""WAL pages between the writer's checkpoints (SQLite's default is 1000). Each checkpoint
+fsyncs and stalls every capture waiting on the writer; smaller ones stall for less.
+Measured on serve (wrk c=16, 8 s, alternating runs): p99 median ~17 ms at 250 against ~23 ms
+at 1000 at the same rate; 8000 made p99 85-105 ms, 100 cost throughput."""
 
 
 class StorageError(RuntimeError):
@@ -152,6 +157,7 @@ class Database:
         self._background_due = False
         self._closed = False
         self._writer_conn = _connect(self.path, sync)
+        self._writer_conn.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT}")
         self._lock_fd = os.open(str(self.path) + ".writelock", os.O_RDWR | os.O_CREAT, 0o600)
         self._writer = threading.Thread(target=self._write_loop, name="sqlite-writer",
                                         daemon=True)
