@@ -51,7 +51,6 @@ class AsgiFront:
         if not isinstance(capture, CaptureMiddleware):
             raise TypeError("expected the app built by inspector.app.create_app")
         self.capture = capture
-        self.flask_app = flask_app
         self.wsgi = WSGIMiddleware(flask_app, workers=max(4, threads))
         self.pool = self.wsgi.executor  # the same threads run blocking captures
 

@@ -8,6 +8,7 @@ than fail, where no Chromium or no Playwright is installed.
 from __future__ import annotations
 
 import os
+import re
 import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -80,3 +81,12 @@ def wait_live(page: Page, timeout: float = 10_000) -> None:
     page.wait_for_selector("body[data-ws='open']", state="attached", timeout=timeout)
 
 
+
+
+def allow_http_errors(text: str) -> bool:
+    """Console lines Chromium writes for API answers the test provokes on purpose."""
+    return bool(re.search(r"status of (400|404|422)", text))
+
+
+# The loopback "developer's app" the forwarding tests forward to, shared with tests/ui.
+from ..test_forwarding import apps  # noqa: E402, F401

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import json
 import re
-from collections.abc import Callable, Iterator
 
 import httpx
 import pytest
@@ -18,7 +17,7 @@ import pytest
 pytest.importorskip("pytest_playwright")
 from playwright.sync_api import Page, expect  # noqa: E402
 
-from ..test_forwarding import App, closed_port  # noqa: E402
+from ..test_forwarding import closed_port  # noqa: E402
 from .conftest import PageProblems, open_inspector  # noqa: E402
 
 IMG = "<img src=x onerror=alert(1)>"
@@ -27,19 +26,6 @@ IMG = "<img src=x onerror=alert(1)>"
 def answer_202(_got: object) -> tuple[int, list[tuple[str, str]], bytes]:
     return 202, [("Content-Type", "application/json"), ("X-App", "yes")], \
         b'{"received": true, "by": "the app"}'
-
-
-@pytest.fixture
-def apps() -> Iterator[Callable[..., App]]:
-    made: list[App] = []
-
-    def make(**kw: object) -> App:
-        a = App(**kw)  # type: ignore[arg-type]
-        made.append(a)
-        return a
-    yield make
-    for a in made:
-        a.close()
 
 
 def allow_http_errors(text: str) -> bool:

@@ -19,7 +19,7 @@ pytest.importorskip("pytest_playwright")
 from playwright.sync_api import Page, expect  # noqa: E402
 
 from ..conftest import Served, free_port  # noqa: E402
-from .conftest import PageProblems, open_inspector  # noqa: E402
+from .conftest import PageProblems, allow_http_errors, open_inspector  # noqa: E402
 
 ROOT = Path(__file__).resolve().parents[2]
 SECRET = "whsec_uitestsecret0123456789"
@@ -31,11 +31,6 @@ IMG = "<img src=x onerror=alert(1)>"
 def server(make_server) -> Served:
     srv = make_server(retry_scale=0.0)
     return Served(srv.url, srv.port, Path(srv.config.db), "werkzeug")
-
-
-def allow_http_errors(text: str) -> bool:
-    """Console lines Chromium writes for API answers the test provokes on purpose."""
-    return bool(re.search(r"status of (400|404|422)", text))
 
 
 def open_send(page: Page, base: str, bin_name: str) -> None:

@@ -8,7 +8,6 @@ Like test_ui_provider.py, every test waits on the page's own state attributes, n
 
 from __future__ import annotations
 
-import re
 import time
 from pathlib import Path
 
@@ -19,7 +18,7 @@ pytest.importorskip("pytest_playwright")
 from playwright.sync_api import Page, expect  # noqa: E402
 
 from ..conftest import Served  # noqa: E402
-from .conftest import PageProblems, open_inspector  # noqa: E402
+from .conftest import PageProblems, allow_http_errors, open_inspector  # noqa: E402
 
 IMG = "<img src=x onerror=alert(1)>"
 URL_IMG = "<img/src=x/onerror=alert(1)>"  # the same without whitespace, which urls refuse
@@ -30,11 +29,6 @@ AUDIAN = {"X-Auth-Token": "ui-test-token"}
 def server(make_server) -> Served:
     srv = make_server(retry_scale=0.0)
     return Served(srv.url, srv.port, Path(srv.config.db), "werkzeug")
-
-
-def allow_http_errors(text: str) -> bool:
-    """Console lines Chromium writes for API answers the test provokes on purpose."""
-    return bool(re.search(r"status of (400|404|422)", text))
 
 
 def open_subs(page: Page, base: str, bin_name: str) -> None:
