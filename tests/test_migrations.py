@@ -21,11 +21,12 @@ def test_fresh_database_gets_every_migration(tmp_path) -> None:
 def test_missing_lower_numbered_migration_is_applied(tmp_path, monkeypatch) -> None:
     path = tmp_path / "m.db"
     real = dbmod.migrations()
-    monkeypatch.setattr(dbmod, "migrations", lambda: [m for m in real if m[0] != 6])
+    # 7 (subscriptions): no later migration builds on it (009 does on 6's queue column).
+    monkeypatch.setattr(dbmod, "migrations", lambda: [m for m in real if m[0] != 7])
     dbmod.migrate(path)
     con = sqlite3.connect(path)
-    assert con.execute("SELECT 1 FROM sqlite_master WHERE name = 'forward_rules'").fetchone() \
+    assert con.execute("SELECT 1 FROM sqlite_master WHERE name = 'subscriptions'").fetchone() \
         is None
     monkeypatch.setattr(dbmod, "migrations", lambda: real)
     dbmod.migrate(path)
-    assert con.execute("SELECT 1 FROM sqlite_master WHERE name = 'forward_rules'").fetchone()
+    assert con.execute("SELECT 1 FROM sqlite_master WHERE name = 'subscriptions'").fetchone()

@@ -42,6 +42,7 @@ from ..storage.deliveries import (
 from . import build, sender
 from .build import ReplayError
 from .policy import RetryPolicy
+from .recorder import AttemptRecorder
 from .requests import attempt_request
 from .targets import OwnServer, TargetRefused, check_url, https_rule, own_ports
 
@@ -95,6 +96,7 @@ class DeliveryEngine:
         self._clock = clock
         self._client = sender.make_client(ssl_context=ssl_context, pool_size=self.workers,
                                           transport=transport)
+        self._recorder = AttemptRecorder(self.store)
         self._queue: queue.SimpleQueue[int | None] = queue.SimpleQueue()
         self._inflight: set[int] = set()
         self._lock = threading.Lock()
@@ -157,6 +159,7 @@ class DeliveryEngine:
         deadline = time.monotonic() + CLOSE_GRACE
         for t in threads:
             t.join(timeout=max(0.0, deadline - time.monotonic()))
+        self._recorder.close()  # attempts made are written before their leases go back
         with self._lock:
             leftover = set(self._inflight)
         try:
@@ -307,8 +310,7 @@ class DeliveryEngine:
             self.store.record_attempt_later(d, self.token, result).add_done_callback(
                 lambda f: self._adopt_retry(f))
         else:
-            self.store.record_attempt_later(d, self.token, result).add_done_callback(
-                lambda f, r=result: self._recorded(f, r))
+            self._record_later(d, result)
         return out
 
     def _adopt_retry(self, future: Future[Delivery]) -> None:
@@ -458,10 +460,9 @@ class DeliveryEngine:
             return False  # cut off by shutdown: not the target's fault; the lease is released
         result = self._decide(d, policy, number, started, req.body, out)
         if not result.keep_claim:
-            # The worker moves on while the writer commits (group commit with the other
-            # workers' records); listeners hear of it once it is durable.
-            self.store.record_attempt_later(d, self.token, result).add_done_callback(
-                lambda f, r=result: self._recorded(f, r))
+            # The worker moves on; the record is written with the other workers' in a few
+            # milliseconds (see recorder.py), and listeners hear of it once it is durable.
+            self._record_later(d, result)
             return False
         try:
             updated = self.store.record_attempt(d, self.token, result)
@@ -470,18 +471,22 @@ class DeliveryEngine:
         self._changed_state(updated)
         return True
 
-    def _recorded(self, future: Future[Delivery], result: AttemptResult | None = None
-                  ) -> None:
-        """After an attempt's record is committed (on the writer thread: keep it short)."""
+    def _record_later(self, d: Delivery, result: AttemptResult) -> None:
         try:
-            updated = future.result()
-        except LookupError:
-            return  # deleted while the attempt was under way
-        except Exception:
-            log.exception("could not record a delivery attempt")
+            self._recorder.add(d, self.token, result,
+                               lambda updated, exc: self._recorded(updated, exc, result))
+        except RuntimeError:  # closed: the lease was handed back, the attempt is made again
+            log.warning("delivery %s: attempt made while stopping, not recorded", d.id)
+
+    def _recorded(self, updated: Delivery | None, exc: BaseException | None,
+                  result: AttemptResult) -> None:
+        """After an attempt's record is committed (on the writer thread: keep it short)."""
+        if exc is not None or updated is None:
+            if not isinstance(exc, LookupError):  # LookupError: deleted meanwhile
+                log.error("could not record a delivery attempt: %s", exc)
             return
         self._changed_state(updated)
-        chained = result.chained if result is not None else None
+        chained = result.chained
         if chained is not None and not self._stopping:
             self._enqueue(chained)  # a queue's head settled: the next one, leased to us
         elif updated.status == "pending" or (updated.context or {}).get("queue"):

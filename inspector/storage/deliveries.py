@@ -12,6 +12,7 @@ from __future__ import annotations
 import base64
 import json
 import sqlite3
+import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
 from dataclasses import dataclass, field, replace
@@ -33,6 +34,40 @@ _ATTEMPT = ("number, started_at, method, url, request_headers, request_body, res
             " response_headers, response_body, response_size, duration_ms, error, outcome")
 
 Pairs = list[tuple[str, str]]
+
+_MANY = 64
+"""Most attempts one multi-row statement records (x 14 parameters: under SQLite's oldest
+default limit of 999)."""
+
+
+_INSERT_COLUMNS = (
+    "source, vendor, event, url, method, url_params, headers, headers_mode, scheme, secret,"
+    " msg_id, seed, overrides, content_type, body, status, error, warnings, policy,"
+    " capture_id, redelivery_of, context, created_at, updated_at, settled_at,"
+    " next_attempt_at, claimed_by")
+_DELIVERY_VALUES = "(" + ",".join("?" * 27) + ")"
+_MANY_DELIVERIES = 32
+"""Most deliveries one INSERT carries (x 27 parameters, under 999)."""
+
+
+def _settle_gathered(job: Future[list[Delivery | Exception]],
+                     taken: list[tuple[NewDelivery, Future[Delivery]]]) -> None:
+    """After the gathered creates' commit (or its failure): answer each waiting create."""
+    try:
+        made = job.result()
+    except Exception as exc:  # noqa: BLE001 - nothing was stored
+        made = [exc] * len(taken)
+    for (_, future), d in zip(taken, made, strict=True):
+        if isinstance(d, Exception):
+            future.set_exception(d)
+        else:
+            future.set_result(d)
+
+
+def _chunk_sizes(n: int) -> list[int]:
+    """``n`` as powers of two, largest first: a batch of any size then runs through a few
+    statement texts that stay in the connection's statement cache."""
+    return [1 << b for b in range(n.bit_length() - 1, -1, -1) if n >> b & 1]
 
 
 _ENCODER = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"))
@@ -289,47 +324,122 @@ class DeliveryStore:
 
     def __init__(self, db: Database) -> None:
         self.db = db
+        self._gather_lock = threading.Lock()
+        self._gathered: list[tuple[NewDelivery, Future[Delivery]]] = []
 
     # -- writes -------------------------------------------------------------------------------
     def create(self, new: NewDelivery) -> Delivery:
+        """Record ``new``; returns once it is committed.
+
+        Creates from many threads at once (sixteen API clients, an emit to many
+        subscriptions) are gathered: the first one queues a write, and every create that
+        arrives before the writer runs it joins it, as one multi-row INSERT. One write per
+        create cost a writer hand-off and three statements each (see
+        :meth:`record_attempts_later` for why statements are what counts)."""
         if new.source not in SOURCES:
             raise ValueError(f"unknown delivery source {new.source!r}")
-        return self.db.write(lambda conn: self._insert(conn, new), background=False)
+        future: Future[Delivery] = Future()
+        with self._gather_lock:
+            self._gathered.append((new, future))
+            first = len(self._gathered) == 1
+        if first:
+            taken: list[tuple[NewDelivery, Future[Delivery]]] = []
+            try:
+                job = self.db.submit(lambda conn: self._insert_gathered(conn, taken),
+                                     background=False)
+            except Exception as exc:  # the database is closed: fail every create waiting
+                with self._gather_lock:
+                    waiting, self._gathered = self._gathered, []
+                for _, f in waiting:
+                    f.set_exception(exc)
+            else:
+                job.add_done_callback(lambda f: _settle_gathered(f, taken))
+        return future.result(30)
+
+    def _insert_gathered(self, conn: sqlite3.Connection,
+                         taken: list[tuple[NewDelivery, Future[Delivery]]]
+                         ) -> list[Delivery | Exception]:
+        """Every create gathered so far (into ``taken``, for whoever answers them)."""
+        with self._gather_lock:
+            taken += self._gathered
+            self._gathered = []
+        news = [new for new, _ in taken]
+        conn.execute("SAVEPOINT gathered")
+        try:
+            made: list[Delivery | Exception] = list(self._insert_many(conn, news))
+        except Exception:  # noqa: BLE001 - find the one that fails, alone
+            conn.execute("ROLLBACK TO gathered")
+            made = []
+            for new in news:
+                conn.execute("SAVEPOINT one")
+                try:
+                    made.append(self._insert(conn, new))
+                except Exception as exc:  # noqa: BLE001 - handed to its create
+                    conn.execute("ROLLBACK TO one")
+                    made.append(exc)
+                conn.execute("RELEASE one")
+        conn.execute("RELEASE gathered")
+        return made
+
+    @classmethod
+    def _insert_many(cls, conn: sqlite3.Connection, news: list[NewDelivery]
+                     ) -> list[Delivery]:
+        now = utc_now()
+        out: list[Delivery] = []
+        rest = news
+        while rest:
+            size = _chunk_sizes(min(len(rest), _MANY_DELIVERIES))[0]
+            part, rest = rest[:size], rest[size:]
+            args: list[Any] = []
+            for new in part:
+                args += cls._row(new, now)
+            marks = ",".join([_DELIVERY_VALUES] * len(part))
+            ids = sorted(r[0] for r in conn.execute(
+                f"INSERT INTO deliveries ({_INSERT_COLUMNS}) VALUES {marks} RETURNING id",
+                args))
+            # AUTOINCREMENT hands one statement's rows consecutive ids, in VALUES order.
+            if len(ids) != len(part) or ids[-1] - ids[0] != len(part) - 1:
+                raise sqlite3.IntegrityError("multi-row insert returned unexpected ids")
+            out += [cls._made(i, new, now) for i, new in zip(ids, part, strict=True)]
+        return out
 
     @staticmethod
-    def _insert(conn: sqlite3.Connection, new: NewDelivery) -> Delivery:
-        now = utc_now()
+    def _row(new: NewDelivery, now: str) -> tuple[Any, ...]:
         pending = new.status == "pending"
-        settled_at = None if pending else now
-        next_at = new.next_attempt_at if pending else None
-        claimed = new.claimed_by if pending else None
-        cur = conn.execute(
-            "INSERT INTO deliveries (source, vendor, event, url, method, url_params, headers,"
-            " headers_mode, scheme, secret, msg_id, seed, overrides, content_type, body,"
-            " status, error, warnings, policy, capture_id, redelivery_of, context,"
-            " created_at, updated_at, settled_at, next_attempt_at, claimed_by)"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (new.source, new.vendor, new.event, new.url, new.method,
-             _dumps(new.url_params) if new.url_params is not None else None,
-             _dumps(new.headers), new.headers_mode, new.scheme, new.secret, new.msg_id,
-             new.seed, _dumps(new.overrides) if new.overrides is not None else None,
-             new.content_type, new.body, new.status, new.error, _dumps(new.warnings),
-             _dumps(new.policy), new.capture_id, new.redelivery_of,
-             _dumps(new.context) if new.context is not None else None, now, now, settled_at,
-             next_at, claimed),
-        )
-        # Built here rather than read back: this is the hot path of every send.
+        return (new.source, new.vendor, new.event, new.url, new.method,
+                _dumps(new.url_params) if new.url_params is not None else None,
+                _dumps(new.headers), new.headers_mode, new.scheme, new.secret, new.msg_id,
+                new.seed, _dumps(new.overrides) if new.overrides is not None else None,
+                new.content_type, new.body, new.status, new.error, _dumps(new.warnings),
+                _dumps(new.policy), new.capture_id, new.redelivery_of,
+                _dumps(new.context) if new.context is not None else None, now, now,
+                None if pending else now, new.next_attempt_at if pending else None,
+                new.claimed_by if pending else None)
+
+    @staticmethod
+    def _made(delivery_id: int, new: NewDelivery, now: str) -> Delivery:
+        """The stored delivery, built here rather than read back (the hot path of a send)."""
+        pending = new.status == "pending"
         return Delivery(
-            id=cur.lastrowid, source=new.source, vendor=new.vendor, event=new.event,
+            id=delivery_id, source=new.source, vendor=new.vendor, event=new.event,
             url=new.url, method=new.method, status=new.status, error=new.error,
             warnings=list(new.warnings), attempt_count=0, last_status=None, last_error=None,
             capture_id=new.capture_id, redelivery_of=new.redelivery_of, created_at=now,
-            updated_at=now, settled_at=settled_at, next_attempt_at=next_at,
+            updated_at=now, settled_at=None if pending else now,
+            next_attempt_at=new.next_attempt_at if pending else None,
             url_params=new.url_params, headers=list(new.headers),
             headers_mode=new.headers_mode, scheme=new.scheme, secret=new.secret,
             msg_id=new.msg_id, seed=new.seed, overrides=new.overrides,
             content_type=new.content_type, body=new.body, policy=new.policy,
-            context=new.context, claimed_by=claimed)
+            context=new.context, claimed_by=new.claimed_by if pending else None)
+
+    @classmethod
+    def _insert(cls, conn: sqlite3.Connection, new: NewDelivery) -> Delivery:
+        now = utc_now()
+        cur = conn.execute(
+            f"INSERT INTO deliveries ({_INSERT_COLUMNS}) VALUES {_DELIVERY_VALUES}",
+            cls._row(new, now))
+        return cls._made(cur.lastrowid, new, now)  # type: ignore[arg-type]
 
     def record_attempt(self, delivery: Delivery, token: str | None, result: AttemptResult
                        ) -> Delivery:
@@ -364,21 +474,116 @@ class DeliveryStore:
         ).rowcount
         if not updated:  # deleted while the attempt was under way
             raise LookupError(f"no delivery with id {delivery.id}")
-        conn.execute(
-            f"INSERT INTO delivery_attempts (delivery_id, {_ATTEMPT})"
-            " VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?)",
-            (delivery.id, a.number, a.started_at, a.method, a.url, _dumps(a.request_headers),
-             a.request_body, a.response_status,
-             _dumps(a.response_headers) if a.response_headers is not None else None,
-             a.response_body, a.response_size, a.duration_ms, a.error, a.outcome),
-        )
+        DeliveryStore._insert_attempts(conn, [(delivery, token, result)])
         if not pending and (delivery.context or {}).get("queue"):
             lease = (token, result.lease_until) if token and result.lease_until else None
             result.chained = _promote_after(conn, delivery.id, now, lease)
+        return DeliveryStore._recorded(delivery, result, now, next_at, claimed)
+
+    def record_attempts_later(self, items: Sequence[tuple[Delivery, str | None, AttemptResult]]
+                              ) -> Future[list[Delivery | Exception]]:
+        """Several attempts in one write: per item, the delivery as it now stands, or the
+        exception that item met (``LookupError``: deleted while its attempt was under way).
+
+        Why not one :meth:`record_attempt_later` each: every statement the writer runs lets
+        go of the GIL and has to win it back from the delivery workers, which is most of what
+        an attempt's record costs at concurrency 16. Here a batch is two statements
+        (``_record_many``) whatever its size."""
+        return self.db.submit(lambda conn: self._record_many(conn, list(items)),
+                              background=False)
+
+    @classmethod
+    def _record_many(cls, conn: sqlite3.Connection,
+                     items: list[tuple[Delivery, str | None, AttemptResult]]
+                     ) -> list[Delivery | Exception]:
+        out: list[Delivery | Exception | None] = [None] * len(items)
+        simple: list[int] = []  # indexes recorded by the multi-row statements
+        seen: set[int] = set()
+        for i, (d, _, result) in enumerate(items):
+            again = d.id in seen
+            seen.add(d.id)
+            if result.keep_claim or (d.context or {}).get("queue") or again:
+                continue  # keeps its lease, promotes a queue, or a later record of one id:
+            simple.append(i)  # one by one below, in order, after these
+        now = utc_now()
+        done: set[int] = set()
+        conn.execute("SAVEPOINT many")
+        try:
+            for start in range(0, len(simple), _MANY):
+                chunk = simple[start:start + _MANY]
+                for size in _chunk_sizes(len(chunk)):
+                    part, chunk = chunk[:size], chunk[size:]
+                    done.update(cls._update_many(conn, [items[i] for i in part], now))
+                    rows = [items[i] for i in part if items[i][0].id in done]
+                    if rows:
+                        cls._insert_attempts(conn, rows)
+        except sqlite3.Error:  # e.g. an attempt recorded twice: find it one by one below
+            conn.execute("ROLLBACK TO many")
+            simple = []
+        conn.execute("RELEASE many")
+        for i in simple:
+            d, _, result = items[i]
+            out[i] = (cls._recorded(d, result, now, None, None) if d.id in done
+                      else LookupError(f"no delivery with id {d.id}"))
+        for i, (d, token, result) in enumerate(items):
+            if out[i] is not None:
+                continue
+            conn.execute("SAVEPOINT record")  # alone: a failure here spoils no other record
+            try:
+                out[i] = cls._record(conn, d, token, result)
+            except (LookupError, sqlite3.Error) as exc:
+                conn.execute("ROLLBACK TO record")
+                out[i] = exc
+            conn.execute("RELEASE record")
+        return out  # type: ignore[return-value]
+
+    @staticmethod
+    def _update_many(conn: sqlite3.Connection,
+                     items: list[tuple[Delivery, str | None, AttemptResult]], now: str
+                     ) -> list[int]:
+        """The deliveries' new states (no kept lease), one statement; returns the ids found."""
+        args: list[Any] = []
+        for d, _, result in items:
+            a = result.attempt
+            pending = result.status == "pending"
+            args += (d.id, result.status, result.error, a.number, a.response_status, a.error,
+                     None if pending else now, result.next_attempt_at if pending else None)
+        rows = ",".join(["(?,?,?,?,?,?,?,?)"] * len(items))
+        return [r[0] for r in conn.execute(
+            "UPDATE deliveries SET status = r.column2, error = r.column3,"
+            " attempt_count = r.column4, last_status = r.column5, last_error = r.column6,"
+            " updated_at = ?, settled_at = r.column7, next_attempt_at = r.column8,"
+            f" claimed_by = NULL FROM (VALUES {rows}) AS r WHERE deliveries.id = r.column1"
+            " RETURNING deliveries.id", (now, *args))]
+
+    @staticmethod
+    def _insert_attempts(conn: sqlite3.Connection,
+                         items: list[tuple[Delivery, str | None, AttemptResult]]) -> None:
+        args: list[Any] = []
+        for d, _, result in items:
+            a = result.attempt
+            args += (d.id, a.number, a.started_at, a.method, a.url, _dumps(a.request_headers),
+                     a.request_body, a.response_status,
+                     _dumps(a.response_headers) if a.response_headers is not None else None,
+                     a.response_body, a.response_size, a.duration_ms, a.error, a.outcome)
+        rows = ",".join(["(?,?,?,?,?,?,?,?,?,?,?,?,?,?)"] * len(items))
+        conn.execute(f"INSERT INTO delivery_attempts (delivery_id, {_ATTEMPT}) VALUES {rows}",
+                     args)
+
+    @staticmethod
+    def _recorded(delivery: Delivery, result: AttemptResult, now: str,
+                  next_at: str | None, claimed: str | None) -> Delivery:
+        a = result.attempt
+        pending = result.status == "pending"
+        if not pending:
+            next_at = None
+        elif claimed is None:
+            next_at = result.next_attempt_at
         return replace(delivery, status=result.status, error=result.error,
                        attempt_count=a.number, last_status=a.response_status,
-                       last_error=a.error, updated_at=now, settled_at=settled_at,
-                       next_attempt_at=next_at, claimed_by=claimed, attempts=None)
+                       last_error=a.error, updated_at=now,
+                       settled_at=None if pending else now, next_attempt_at=next_at,
+                       claimed_by=claimed, attempts=None)
 
     def claim_due(self, now: str, lease_until: str, token: str, limit: int,
                   only: Iterable[int] | None = None) -> list[int]:

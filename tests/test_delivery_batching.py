@@ -1,0 +1,256 @@
+"""Deliveries created and attempts recorded in batches (storage/deliveries.py, recorder.py):
+the batched writes must store exactly what one write per item would, fail item by item, and
+never lose a record the engine made, on a real SQLite file and a real local sink."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from inspector.delivery import DeliveryEngine, RetryPolicy
+from inspector.delivery.recorder import AttemptRecorder
+from inspector.provider import default_catalog
+from inspector.storage import Database
+from inspector.storage.deliveries import (
+    Attempt,
+    AttemptResult,
+    Delivery,
+    DeliveryStore,
+    NewDelivery,
+    _chunk_sizes,
+)
+from tests.test_delivery import Sink
+
+POLICY = RetryPolicy(schedule=(0, 60), timeout=5).to_dict()
+
+
+@pytest.fixture
+def store(tmp_path: Path) -> Iterator[DeliveryStore]:
+    db = Database(tmp_path / "batch.db")
+    yield DeliveryStore(db)
+    db.close()
+
+
+def new(i: int = 0, **kw: object) -> NewDelivery:
+    kw.setdefault("next_attempt_at", "2030-01-01T00:00:00.000000Z")
+    kw.setdefault("claimed_by", "tok")
+    return NewDelivery(source="send", url=f"http://127.0.0.1:9/n{i}", method="POST",
+                       body=f'{{"n":{i}}}'.encode(), policy=POLICY,
+                       headers=[("Content-Type", "application/json")], **kw)  # type: ignore[arg-type]
+
+
+def result(status: str = "delivered", number: int = 1, http: int | None = 200,
+           **kw: object) -> AttemptResult:
+    attempt = Attempt(number=number, started_at="2026-01-01T00:00:00.000000Z", method="POST",
+                      url="http://127.0.0.1:9/x", request_headers=[("A", "1")],
+                      request_body=None, response_status=http,
+                      response_headers=[("B", "2")] if http else None,
+                      response_body=b"ok" if http else None, response_size=2 if http else None,
+                      duration_ms=1.0, error=None if http else "connection refused",
+                      outcome={"delivered": "delivered", "failed": "failed"}.get(status,
+                                                                                  "retry"))
+    kw.setdefault("next_attempt_at", None)
+    return AttemptResult(attempt=attempt, status=status, **kw)  # type: ignore[arg-type]
+
+
+def test_chunk_sizes_are_powers_of_two_summing_to_n() -> None:
+    for n in range(0, 200):
+        sizes = _chunk_sizes(n)
+        assert sum(sizes) == n and all(s & (s - 1) == 0 for s in sizes)
+        assert sizes == sorted(sizes, reverse=True) and len(set(sizes)) == len(sizes)
+
+
+def test_creates_from_many_threads_gather_into_shared_writes(store: DeliveryStore) -> None:
+    made: list[tuple[int, Delivery]] = []
+    lock = threading.Lock()
+    start = threading.Barrier(16)
+
+    def create(k: int) -> None:
+        start.wait()
+        for i in range(k, 400, 16):
+            d = store.create(new(i))
+            with lock:
+                made.append((i, d))
+
+    threads = [threading.Thread(target=create, args=(k,)) for k in range(16)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(made) == 400
+    assert len({d.id for _, d in made}) == 400
+    # Each returned delivery is the row stored for that create, not a neighbour's.
+    for i, d in made:
+        stored = store.get(d.id, attempts=False)
+        assert stored is not None
+        assert stored.url == d.url == f"http://127.0.0.1:9/n{i}"
+        assert stored.body == d.body == f'{{"n":{i}}}'.encode()
+        assert stored.created_at == d.created_at and stored.claimed_by == "tok"
+
+
+def test_a_create_that_cannot_be_stored_fails_alone(store: DeliveryStore) -> None:
+    results: dict[int, object] = {}
+    start = threading.Barrier(8)
+
+    def create(i: int) -> None:
+        start.wait()
+        try:
+            # An object JSON cannot encode in the context: that create alone must fail.
+            results[i] = store.create(new(i, context={"bad": object()} if i == 3 else None))
+        except Exception as exc:  # noqa: BLE001
+            results[i] = exc
+
+    threads = [threading.Thread(target=create, args=(i,)) for i in range(8)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert isinstance(results[3], TypeError)
+    good = [r for i, r in results.items() if i != 3]
+    assert all(isinstance(r, Delivery) for r in good)
+    assert {store.get(r.id).url for r in good} == {  # type: ignore[union-attr]
+        f"http://127.0.0.1:9/n{i}" for i in range(8) if i != 3}
+
+
+def test_batched_records_store_what_single_records_do(store: DeliveryStore) -> None:
+    plain = [store.create(new(i)) for i in range(70)]  # more than one multi-row statement
+    one_by_one = [store.create(new(100 + i)) for i in range(70)]
+    outcomes = [result("delivered"), result("failed", http=410, error="HTTP 410 is final"),
+                result("pending", http=500, next_attempt_at="2030-01-02T00:00:00.000000Z")]
+    batched = store.record_attempts_later(
+        [(d, "tok", outcomes[i % 3]) for i, d in enumerate(plain)]).result(10)
+    singles = [store.record_attempt(d, "tok", outcomes[i % 3])
+               for i, d in enumerate(one_by_one)]
+
+    def comparable(d: Delivery) -> dict:
+        data = d.to_dict()
+        for key in ("id", "url", "body", "created_at", "updated_at", "settled_at"):
+            data.pop(key)
+        for a in data["attempts"]:
+            a["request"].pop("body")
+        return data
+
+    for b, s in zip(batched, singles, strict=True):
+        assert isinstance(b, Delivery)
+        assert (b.status, b.attempt_count, b.last_status, b.next_attempt_at, b.claimed_by) == \
+            (s.status, s.attempt_count, s.last_status, s.next_attempt_at, s.claimed_by)
+        assert comparable(store.get(b.id)) == comparable(store.get(s.id))  # type: ignore[arg-type]
+    assert store.count_attempts([d.id for d in plain]) == 70
+
+
+def test_batched_records_fail_item_by_item(store: DeliveryStore) -> None:
+    a, gone, b, queued_head, queued_next = (store.create(new(i)) for i in range(5))
+    # Two forwards in one queue: settling the head leases the next to the same engine.
+    store.db.write(lambda c: c.execute(
+        "UPDATE deliveries SET queue = 'q' WHERE id IN (?, ?)", (queued_head.id,
+                                                                 queued_next.id)))
+    store.db.write(lambda c: c.execute(
+        "UPDATE deliveries SET next_attempt_at = NULL, claimed_by = NULL WHERE id = ?",
+        (queued_next.id,)))
+    queued_head.context = {"queue": "q"}
+    assert store.delete(gone.id)
+    keep = result("pending", http=503, keep_claim=True,
+                  lease_until="2030-01-03T00:00:00.000000Z")
+    head_result = result("delivered", lease_until="2030-01-04T00:00:00.000000Z")
+    out = store.record_attempts_later([
+        (a, "tok", result("delivered")),
+        (gone, "tok", result("delivered")),
+        (b, "tok", keep),                      # keeps its lease: the one-row path
+        (b, "tok", result("delivered", number=1)),  # the same attempt twice: refused alone
+        (queued_head, "tok", head_result),     # promotes its queue: the one-row path
+    ]).result(10)
+    assert isinstance(out[0], Delivery) and out[0].status == "delivered"
+    assert isinstance(out[1], LookupError)
+    assert isinstance(out[2], Delivery) and out[2].claimed_by == "tok"
+    assert out[2].next_attempt_at == "2030-01-03T00:00:00.000000Z"
+    assert not isinstance(out[3], Delivery)  # attempt 1 of b is already stored
+    assert isinstance(out[4], Delivery) and head_result.chained == queued_next.id
+    nxt = store.get(queued_next.id, attempts=False)
+    assert nxt is not None and nxt.claimed_by == "tok"
+    assert [x.number for x in store.get(b.id).attempts] == [1]  # type: ignore[union-attr]
+    assert store.get(a.id).status == "delivered"  # type: ignore[union-attr]
+
+
+def test_a_lone_record_is_written_at_once_and_a_busy_stream_in_batches(
+        store: DeliveryStore) -> None:
+    writes: list[int] = []
+    real = store.record_attempts_later
+
+    def counting(items):  # type: ignore[no-untyped-def]
+        writes.append(len(items))
+        return real(items)
+
+    store.record_attempts_later = counting  # type: ignore[method-assign]
+    recorder = AttemptRecorder(store, linger=0.5)
+    try:
+        heard = threading.Event()
+        d = store.create(new(0))
+        start = time.monotonic()
+        recorder.add(d, "tok", result(), lambda u, e: heard.set())
+        assert heard.wait(5)
+        assert time.monotonic() - start < 0.4  # did not sit out the linger
+        done = threading.Semaphore(0)
+        many = [store.create(new(i)) for i in range(1, 41)]
+        for m in many:
+            recorder.add(m, "tok", result(), lambda u, e: done.release())
+        for _ in many:
+            assert done.acquire(timeout=5)
+        assert writes[0] == 1 and sum(writes) == 41 and len(writes) <= 3
+    finally:
+        recorder.close()
+
+
+def test_recorder_close_writes_what_it_gathered(store: DeliveryStore) -> None:
+    recorder = AttemptRecorder(store, linger=30)  # would wait 30 s between batches
+    ds = [store.create(new(i)) for i in range(5)]
+    heard: list[Delivery | None] = []
+    recorder.add(ds[0], "tok", result(), lambda u, e: heard.append(u))
+    deadline = time.monotonic() + 5
+    while not heard and time.monotonic() < deadline:
+        time.sleep(0.01)
+    for d in ds[1:]:
+        recorder.add(d, "tok", result(), lambda u, e: heard.append(u))
+
+    def broken(u: Delivery | None, e: BaseException | None) -> None:
+        raise RuntimeError("a listener that breaks")
+
+    extra = store.create(new(9))
+    recorder.add(extra, "tok", result(), broken)
+    start = time.monotonic()
+    recorder.close()
+    assert time.monotonic() - start < 5
+    assert len(heard) == 5 and all(u is not None and u.status == "delivered" for u in heard)
+    assert store.get(extra.id).status == "delivered"  # type: ignore[union-attr]
+    with pytest.raises(RuntimeError):
+        recorder.add(ds[0], "tok", result(number=2), lambda u, e: None)
+
+
+def test_engine_close_keeps_every_attempt_it_made(tmp_path: Path) -> None:
+    """Closing right after a burst: each attempt the sink answered is recorded, none is
+    handed back as a lease to be made again."""
+    sink = Sink()
+    db = Database(tmp_path / "close.db")
+    try:
+        eng = DeliveryEngine(db, catalog=default_catalog(), retry_scale=0).start()
+        eng._recorder.linger = 30  # nothing would be written before close without the flush
+        ids = [eng.send("audian", "call.completed", sink.url()).id for _ in range(30)]
+        sink.wait_for(30)
+        deadline = time.monotonic() + 5
+        while eng._inflight and time.monotonic() < deadline:
+            time.sleep(0.01)
+        eng.close()
+        store = DeliveryStore(db)
+        assert [store.get(i, attempts=False).status for i in ids] == ["delivered"] * 30  # type: ignore[union-attr]
+        assert store.count_attempts(ids) == 30
+        # A restarted engine finds nothing to do: no attempt is made twice.
+        eng2 = DeliveryEngine(db, catalog=default_catalog(), retry_scale=0).start()
+        time.sleep(0.5)
+        eng2.close()
+        assert len(sink.requests) == 30
+    finally:
+        db.close()
+        sink.close()
