@@ -204,6 +204,24 @@ def test_a_lone_record_is_written_at_once_and_a_busy_stream_in_batches(
         recorder.close()
 
 
+def test_an_urgent_record_does_not_linger(store: DeliveryStore) -> None:
+    """A forwarding queue's next delivery waits for its head's record: that one goes at once
+    even right after another batch."""
+    recorder = AttemptRecorder(store, linger=30)
+    try:
+        first, second, urgent = (store.create(new(i)) for i in range(3))
+        heard = [threading.Event() for _ in range(3)]
+        recorder.add(first, "tok", result(), lambda u, e: heard[0].set())
+        assert heard[0].wait(5)  # a lone record goes at once
+        recorder.add(second, "tok", result(), lambda u, e: heard[1].set())
+        start = time.monotonic()
+        recorder.add(urgent, "tok", result(), lambda u, e: heard[2].set(), urgent=True)
+        assert heard[2].wait(5) and heard[1].is_set()  # the waiting one went along
+        assert time.monotonic() - start < 2
+    finally:
+        recorder.close()
+
+
 def test_recorder_close_writes_what_it_gathered(store: DeliveryStore) -> None:
     recorder = AttemptRecorder(store, linger=30)  # would wait 30 s between batches
     ds = [store.create(new(i)) for i in range(5)]

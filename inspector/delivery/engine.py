@@ -474,7 +474,8 @@ class DeliveryEngine:
     def _record_later(self, d: Delivery, result: AttemptResult) -> None:
         try:
             self._recorder.add(d, self.token, result,
-                               lambda updated, exc: self._recorded(updated, exc, result))
+                               lambda updated, exc: self._recorded(updated, exc, result),
+                               urgent=bool((d.context or {}).get("queue")))
         except RuntimeError:  # closed: the lease was handed back, the attempt is made again
             log.warning("delivery %s: attempt made while stopping, not recorded", d.id)
 

@@ -43,20 +43,25 @@ class AttemptRecorder:
         self._lock = threading.Lock()
         self._ready = threading.Condition(self._lock)
         self._closed = False
+        self._urgent = False
         self._thread: threading.Thread | None = None
 
     def add(self, delivery: Delivery, token: str | None, result: AttemptResult,
-            done: Done) -> None:
-        """Queue one attempt's record; ``done`` hears how it went once it is committed."""
+            done: Done, *, urgent: bool = False) -> None:
+        """Queue one attempt's record; ``done`` hears how it went once it is committed.
+
+        ``urgent``: something waits for this commit to go on (the next delivery of a
+        forwarding queue starts only once its head has settled): no lingering."""
         with self._lock:
             if self._closed:
                 raise RuntimeError("the attempt recorder is closed")
             self._pending.append((delivery, token, result, done))
+            self._urgent = self._urgent or urgent
             if self._thread is None:
                 self._thread = threading.Thread(target=self._run, name="delivery-recorder",
                                                 daemon=True)
                 self._thread.start()
-            if len(self._pending) == 1 or len(self._pending) >= self.max_batch:
+            if len(self._pending) == 1 or len(self._pending) >= self.max_batch or urgent:
                 self._ready.notify()
 
     def close(self, timeout: float = 10.0) -> None:
@@ -79,10 +84,12 @@ class AttemptRecorder:
                 # At most one batch per ``linger``: a lone record (an idle engine) is
                 # written at once, a busy engine's records gather into batches.
                 deadline = last + self.linger
-                while (not self._closed and len(self._pending) < self.max_batch
+                while (not self._closed and not self._urgent
+                       and len(self._pending) < self.max_batch
                        and (left := deadline - time.monotonic()) > 0):
                     self._ready.wait(left)
                 batch, self._pending = self._pending, []
+                self._urgent = False
             last = time.monotonic()
             self._write(batch)
 
