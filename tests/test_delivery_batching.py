@@ -272,3 +272,26 @@ def test_engine_close_keeps_every_attempt_it_made(tmp_path: Path) -> None:
     finally:
         db.close()
         sink.close()
+
+
+def test_cancel_while_an_attempt_is_under_way_stays_cancelled(tmp_path: Path) -> None:
+    slow = Sink(plan=lambda n: (1.0, 200))
+    db = Database(tmp_path / "cancel.db")
+    try:
+        eng = DeliveryEngine(db, catalog=default_catalog(), retry_scale=0).start()
+        d = eng.send("audian", "call.completed", slow.url())
+        slow.wait_for(1)  # the attempt is under way: the sink answers in a second
+        cancelled = eng.cancel(d.id)
+        assert cancelled.status == "failed" and cancelled.error == "cancelled"
+        with pytest.raises(ValueError, match="already failed"):
+            eng.cancel(d.id)
+        with pytest.raises(LookupError):
+            eng.cancel(999999)
+        time.sleep(1.5)  # the answer came and its record was tried
+        eng.close()
+        after = DeliveryStore(db).get(d.id)
+        assert after is not None and after.status == "failed" and after.error == "cancelled"
+        assert after.attempts == [] and len(slow.requests) == 1
+    finally:
+        db.close()
+        slow.close()

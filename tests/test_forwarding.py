@@ -505,3 +505,33 @@ def test_forwarding_through_the_default_server(tmp_path: Path, apps) -> None:
         assert (r.status_code, r.content, r.headers["x-app"]) == (201, b"handled:42", "yes")
     finally:
         stop_process(proc)
+
+
+def test_cancel_a_forward_that_keeps_failing_lets_the_queue_go_on(make_server, apps) -> None:
+    """A target that stays down would hold its queue for ever: cancelling the head settles it
+    as failed, and the next forward goes (here to a target that came up)."""
+    srv = make_server()
+    port = closed_port()
+    put_rules(srv.url, "stuck", {"targets": [f"http://127.0.0.1:{port}/hooks"],
+                                 "retry": [0, 600]})
+    first = httpx.post(f"{srv.url}/in/stuck", content=b'{"n":1}', timeout=10).json()["id"]
+    second = httpx.post(f"{srv.url}/in/stuck", content=b'{"n":2}', timeout=10).json()["id"]
+    deadline = time.monotonic() + 10
+    while forwards_of(srv.url, first)["deliveries"][0]["attempt_count"] < 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    head = forwards_of(srv.url, first)["deliveries"][0]["id"]
+    app = apps(port=port)
+    r = httpx.post(f"{srv.url}/api/deliveries/{head}/cancel", timeout=10)
+    assert r.status_code == 200, r.text
+    d = r.json()["delivery"]
+    assert d["status"] == "failed" and d["error"] == "cancelled" and d["attempt_count"] == 1
+    got = app.wait_for(1)
+    assert [json.loads(g.body)["n"] for g in got] == [2]  # the head was never sent again
+    deadline = time.monotonic() + 10
+    while forwards_of(srv.url, second)["deliveries"][0]["status"] != "delivered":
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    again = httpx.post(f"{srv.url}/api/deliveries/{head}/cancel", timeout=10)
+    assert again.status_code == 409 and "already failed" in again.json()["error"]
+    assert httpx.post(f"{srv.url}/api/deliveries/999999/cancel").status_code == 404

@@ -245,6 +245,25 @@ class DeliveryEngine:
         new = build.redelivery(old, scale=self.retry_scale)
         return self.submit(new, vendor_rule=rule)
 
+    def cancel(self, delivery_id: int) -> Delivery:
+        """Stop a pending delivery: it settles as failed, with no further attempt (a forward
+        to a target that stays down would otherwise retry for ever). An attempt under way
+        finishes but is not recorded; a forwarding queue goes on with its next delivery.
+
+        Raises LookupError (no such delivery) or ValueError (already settled)."""
+        d = self.store.get(delivery_id, attempts=False)
+        if d is None:
+            raise LookupError(f"no delivery with id {delivery_id}")
+        if d.settled:
+            raise ValueError(f"delivery {delivery_id} is already {d.status}")
+        failed = self.store.fail(delivery_id, "cancelled")
+        if failed is None:  # settled meanwhile
+            raise ValueError(f"delivery {delivery_id} is already settled")
+        self._changed_state(failed)
+        self._wake.set()  # the next delivery of its queue, if any, is due now
+        got = self.store.get(delivery_id)
+        return got if got is not None else failed
+
     def submit(self, new: NewDelivery, vendor_rule: tuple[str, bool] | None = None
                ) -> Delivery:
         """Record ``new`` and start its first attempt at once (leased to this engine).

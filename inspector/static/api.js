@@ -81,6 +81,7 @@ export const api = {
     request('GET', `/api/deliveries${query({ limit, before })}`),
   delivery: (id) => request('GET', `/api/deliveries/${enc(id)}`),
   redeliver: (id) => request('POST', `/api/deliveries/${enc(id)}/redeliver`, {}),
+  cancelDelivery: (id) => request('POST', `/api/deliveries/${enc(id)}/cancel`, {}),
   // subscriptions (console and vendor-API ones), emit, scenarios
   subscriptions: () => request('GET', '/api/subscriptions'),
   createSubscription: (sub) => request('POST', '/api/subscriptions', sub),

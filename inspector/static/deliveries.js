@@ -158,6 +158,21 @@ export function renderDeliveryDetail(box, d, { compact = false } = {}) {
       ev.target.disabled = false;
     }
   } }, 'Redeliver');
+  // A pending delivery can be stopped (a target that stays down retries on schedule, a
+  // forward for ever): it settles as failed, "cancelled".
+  const cancel = d.status === 'pending' ? h('button', { type: 'button', class: 'btn small',
+    id: compact ? null : 'cancel-delivery-btn', title: 'Stop retrying this delivery',
+    onclick: async (ev) => {
+      ev.target.disabled = true;
+      try {
+        const cd = (await api.cancelDelivery(d.id)).delivery;
+        toast(`Cancelled #${cd.id}`);
+        renderDeliveryDetail(box, cd, { compact });
+      } catch (err) {
+        toast(`Cancel: ${err.message}`, 'error');
+        ev.target.disabled = false;
+      }
+    } }, 'Cancel') : null;
   const next = d.status === 'pending' && d.next_attempt_at
     ? `next attempt ${fmtFullTime(d.next_attempt_at)}` : null;
   box.dataset.id = String(d.id);
@@ -173,7 +188,7 @@ export function renderDeliveryDetail(box, d, { compact = false } = {}) {
       compact ? h('button', { type: 'button', class: 'btn small', onclick: () => {
         document.dispatchEvent(new CustomEvent('wi:open-delivery', { detail: { id: d.id } }));
       } }, 'Open in Deliveries') : null,
-      redeliver),
+      cancel, redeliver),
     h('div', { class: 'dd-target' }, h('span', { class: 'method' }, d.method || ''),
       h('code', null, d.url || '')),
     warnings.length ? h('ul', { class: 'dd-warnings' },

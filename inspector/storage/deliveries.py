@@ -468,12 +468,12 @@ class DeliveryStore:
         updated = conn.execute(
             "UPDATE deliveries SET status = ?, error = ?, attempt_count = ?, last_status = ?,"
             " last_error = ?, updated_at = ?, settled_at = ?, next_attempt_at = ?,"
-            " claimed_by = ? WHERE id = ?",
+            " claimed_by = ? WHERE id = ? AND status = 'pending'",
             (result.status, result.error, a.number, a.response_status, a.error, now,
              settled_at, next_at, claimed, delivery.id),
         ).rowcount
-        if not updated:  # deleted while the attempt was under way
-            raise LookupError(f"no delivery with id {delivery.id}")
+        if not updated:  # deleted or cancelled while the attempt was under way
+            raise LookupError(f"no pending delivery with id {delivery.id}")
         DeliveryStore._insert_attempts(conn, [(delivery, token, result)])
         if not pending and (delivery.context or {}).get("queue"):
             lease = (token, result.lease_until) if token and result.lease_until else None
@@ -483,7 +483,8 @@ class DeliveryStore:
     def record_attempts_later(self, items: Sequence[tuple[Delivery, str | None, AttemptResult]]
                               ) -> Future[list[Delivery | Exception]]:
         """Several attempts in one write: per item, the delivery as it now stands, or the
-        exception that item met (``LookupError``: deleted while its attempt was under way).
+        exception that item met (``LookupError``: deleted or cancelled while its attempt was
+        under way; that attempt is then not recorded).
 
         Why not one :meth:`record_attempt_later` each: every statement the writer runs lets
         go of the GIL and has to win it back from the delivery workers, which is most of what
@@ -524,7 +525,7 @@ class DeliveryStore:
         for i in simple:
             d, _, result = items[i]
             out[i] = (cls._recorded(d, result, now, None, None) if d.id in done
-                      else LookupError(f"no delivery with id {d.id}"))
+                      else LookupError(f"no pending delivery with id {d.id}"))
         for i, (d, token, result) in enumerate(items):
             if out[i] is not None:
                 continue
@@ -554,7 +555,7 @@ class DeliveryStore:
             " attempt_count = r.column4, last_status = r.column5, last_error = r.column6,"
             " updated_at = ?, settled_at = r.column7, next_attempt_at = r.column8,"
             f" claimed_by = NULL FROM (VALUES {rows}) AS r WHERE deliveries.id = r.column1"
-            " RETURNING deliveries.id", (now, *args))]
+            " AND deliveries.status = 'pending' RETURNING deliveries.id", (now, *args))]
 
     @staticmethod
     def _insert_attempts(conn: sqlite3.Connection,

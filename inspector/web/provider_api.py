@@ -192,6 +192,17 @@ def redeliver(delivery_id: int) -> tuple[Response, int]:
     return _answer(d, _wait_arg(data if isinstance(data, dict) else None))
 
 
+@bp.post("/deliveries/<int:delivery_id>/cancel")
+def cancel_delivery(delivery_id: int) -> Response:
+    try:
+        d = engine().cancel(delivery_id)
+    except LookupError as exc:
+        raise ApiError(404, str(exc).strip("'\"")) from None
+    except ValueError as exc:
+        raise ApiError(409, str(exc)) from None
+    return jsonify({"delivery": d.to_dict()})
+
+
 # -- replay --------------------------------------------------------------------------------------
 def _replay_headers(raw: Any) -> list[tuple[str, str]] | None:
     if raw is None:

@@ -197,6 +197,31 @@ def test_failing_target_shows_failed_attempts_with_errors(server, page: Page,
     problems.assert_none()
 
 
+def test_cancel_a_pending_retry(make_server, page: Page, problems: PageProblems) -> None:
+    """A refused delivery waits a minute for Audian's next try; Cancel stops it there."""
+    srv = make_server()  # the vendor's real schedule: the retry stays pending
+    closed = free_port()
+    sent = httpx.post(f"{srv.url}/api/send", json={
+        "vendor": "audian", "event": "call.completed",
+        "url": f"http://127.0.0.1:{closed}/webhook"}, timeout=10).json()["delivery"]
+    open_inspector(page, srv.url, "cancels")
+    page.locator("#tab-deliveries").click()
+    row = page.locator("#deliveries > li.dl-row").first
+    expect(row).to_have_attribute("data-id", str(sent["id"]))
+    row.click()
+    detail = page.locator("#delivery-detail")
+    expect(detail).to_have_attribute("data-status", "pending")
+    expect(detail.locator(".attempt")).to_have_count(1, timeout=10_000)
+    page.locator("#cancel-delivery-btn").click()
+    expect(detail).to_have_attribute("data-status", "failed")
+    expect(detail.locator(".att-error").first).to_contain_text("cancelled")
+    expect(page.locator("#cancel-delivery-btn")).to_have_count(0)
+    expect(row.locator(".d-status")).to_have_text("failed")
+    after = httpx.get(f"{srv.url}/api/deliveries/{sent['id']}").json()["delivery"]
+    assert after["status"] == "failed" and after["error"] == "cancelled"
+    problems.assert_none()
+
+
 # -- hostile values -----------------------------------------------------------------------------
 def test_hostile_values_in_preview_and_deliveries_never_run(server, page: Page,
                                                             problems: PageProblems) -> None:
