@@ -53,6 +53,8 @@ SETTINGS: list[Setting] = [
             int),
     Setting("max_captures", 10_000, "Captures kept per bin; the oldest are pruned beyond it.",
             int),
+    Setting("max_deliveries", 10_000, "Deliveries kept, with their attempts: settled ones "
+            "older than the newest this many are pruned; pending ones are always kept.", int),
     Setting("workers", 1, "Server worker processes; more than one runs gunicorn. Live updates "
             "reach every websocket whichever worker captured the request.", int),
     Setting("threads", 128, "Threads per worker; each open websocket holds one, so keep it "
@@ -97,6 +99,7 @@ class Config:
     db: str | None = None
     max_body: int = 10 * MiB
     max_captures: int = 10_000
+    max_deliveries: int = 10_000
     workers: int = 1
     threads: int = 128
     server: str = "auto"

@@ -295,3 +295,33 @@ def test_cancel_while_an_attempt_is_under_way_stays_cancelled(tmp_path: Path) ->
     finally:
         db.close()
         slow.close()
+
+
+def test_old_settled_deliveries_are_pruned_pending_ones_kept(tmp_path: Path) -> None:
+    sink = Sink()
+    db = Database(tmp_path / "prune.db")
+    try:
+        eng = DeliveryEngine(db, catalog=default_catalog(), retry_scale=1,
+                             max_deliveries=100).start()
+        # Refused, and Audian's next try is a minute away: pending through the whole test.
+        stuck = eng.send("audian", "call.completed", "http://127.0.0.1:9/down")
+        ids = [eng.send("audian", "call.completed", sink.url()).id for _ in range(450)]
+        store = DeliveryStore(db)
+        deadline = time.monotonic() + 30
+        while store.get(ids[-1], attempts=False).status == "pending":  # type: ignore[union-attr]
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.3)
+        eng.close()
+        left = db.read(lambda c: [r[0] for r in c.execute("SELECT id FROM deliveries")])
+        assert stuck.id in left  # pending: never pruned
+        assert store.get(stuck.id).attempt_count >= 1  # type: ignore[union-attr]
+        assert len(left) <= 100 + 100 + 1  # the newest 100, plus at most one pass behind
+        assert ids[-1] in left and ids[0] not in left
+        orphans = db.read(lambda c: c.execute(
+            "SELECT COUNT(*) FROM delivery_attempts WHERE delivery_id NOT IN"
+            " (SELECT id FROM deliveries)").fetchone()[0])
+        assert orphans == 0  # attempts went with their deliveries
+    finally:
+        db.close()
+        sink.close()

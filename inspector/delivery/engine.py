@@ -75,16 +75,20 @@ def from_iso(text: str) -> float:
 
 
 class DeliveryEngine:
-    """Sends deliveries for one database. ``start()`` runs the scheduler; ``close()`` stops."""
+    """Sends deliveries for one database. ``start()`` runs the scheduler; ``close()`` stops.
+
+    ``max_deliveries``: keep about this many deliveries; older settled ones are pruned with
+    their attempts as new ones settle (None: keep everything)."""
 
     def __init__(self, db: Database, *, catalog: Any = None, retry_scale: float = 1.0,
                  strict_vendor_rules: bool = False, own: OwnServer | None = None,
                  workers: int = 16, ssl_context: ssl.SSLContext | None = None,
                  transport: httpx.BaseTransport | None = None,
                  rng: random.Random | None = None,
-                 clock: Callable[[], float] = time.time) -> None:
+                 clock: Callable[[], float] = time.time,
+                 max_deliveries: int | None = None) -> None:
         self.db = db
-        self.store = DeliveryStore(db)
+        self.store = DeliveryStore(db, max_deliveries=max_deliveries)
         self.retry_scale = max(0.0, float(retry_scale))
         self.strict_vendor_rules = strict_vendor_rules
         self.own = own
@@ -116,6 +120,7 @@ class DeliveryEngine:
         """An engine for a server: its retry scale, vendor rules and own host/ports."""
         kwargs.setdefault("retry_scale", config.retry_scale)
         kwargs.setdefault("strict_vendor_rules", config.strict_vendor_rules)
+        kwargs.setdefault("max_deliveries", config.max_deliveries)
         kwargs.setdefault("own", OwnServer(config.host, own_ports(config)))
         return cls(db, **kwargs)
 

@@ -322,8 +322,10 @@ def _promote_after(conn: sqlite3.Connection, delivery_id: int, now: str,
 class DeliveryStore:
     """Delivery operations over a :class:`Database`; writes go through its single writer."""
 
-    def __init__(self, db: Database) -> None:
+    def __init__(self, db: Database, max_deliveries: int | None = None) -> None:
         self.db = db
+        self.max_deliveries = max_deliveries
+        self._settled_since_prune = 0
         self._gather_lock = threading.Lock()
         self._gathered: list[tuple[NewDelivery, Future[Delivery]]] = []
 
@@ -490,8 +492,35 @@ class DeliveryStore:
         go of the GIL and has to win it back from the delivery workers, which is most of what
         an attempt's record costs at concurrency 16. Here a batch is two statements
         (``_record_many``) whatever its size."""
-        return self.db.submit(lambda conn: self._record_many(conn, list(items)),
+        return self.db.submit(lambda conn: self._record_and_prune(conn, list(items)),
                               background=False)
+
+    def _record_and_prune(self, conn: sqlite3.Connection,
+                          items: list[tuple[Delivery, str | None, AttemptResult]]
+                          ) -> list[Delivery | Exception]:
+        out = self._record_many(conn, items)
+        if self.max_deliveries is not None:
+            # Settles are what make deliveries prunable: look once per tenth of the limit.
+            self._settled_since_prune += sum(
+                1 for d in out if isinstance(d, Delivery) and d.status != "pending")
+            if self._settled_since_prune >= max(100, self.max_deliveries // 10):
+                self._settled_since_prune = 0
+                self.prune(conn, self.max_deliveries)
+        return out
+
+    @staticmethod
+    def prune(conn: sqlite3.Connection, keep: int, most: int | None = None) -> int:
+        """Delete settled deliveries older than the newest ``keep`` (by id), with their
+        attempts (foreign key cascade), at most ``most`` of them (default: a fifth of
+        ``keep``, so one pass never holds the writer long). Pending ones stay whatever their
+        age: their retries are still to come. Returns how many went."""
+        newest = conn.execute("SELECT MAX(id) FROM deliveries").fetchone()[0]
+        if newest is None or newest <= keep:
+            return 0
+        return conn.execute(
+            "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE id <= ?"
+            " AND status != 'pending' ORDER BY id LIMIT ?)",
+            (newest - keep, most if most is not None else max(200, keep // 5))).rowcount
 
     @classmethod
     def _record_many(cls, conn: sqlite3.Connection,
