@@ -114,6 +114,15 @@ def test_foreign_origin_is_refused(server) -> None:
     assert err.value.status_code == 421
 
 
+def test_bad_bin_is_refused_before_the_handshake(any_server) -> None:
+    srv = any_server
+    url = srv.url.replace("http://", "ws://") + "/ws?bin=bad$name"
+    with pytest.raises(websocket.WebSocketBadStatusException) as err:
+        websocket.create_connection(url, timeout=5, origin=srv.url)
+    assert err.value.status_code == 400
+    ws_connect(srv.url, "?bin=good-name").ws.close()  # a good one still opens
+
+
 def test_stalled_client_does_not_slow_capture_and_resyncs(server) -> None:
     # A client that never reads: its socket buffers fill, its queue overflows.
     stalled = ws_connect(server.url, "bin=stall")

@@ -24,13 +24,20 @@ bp = Blueprint("live", __name__)
 PING_EVERY_S = 20.0
 
 
+@bp.before_request
+def _refuse_a_bad_bin() -> None:
+    """A bad ``?bin=`` gets a plain 400 instead of the handshake: flask-sock answers 101
+    before the route's own code runs, and a 400 after it is only a closed socket."""
+    bin_name = request.args.get("bin") or None
+    if request.path == "/ws" and bin_name is not None and not BIN_NAME.fullmatch(bin_name):
+        abort(400)
+
+
 @sock.route("/ws", bp=bp)
 def live(ws) -> None:  # noqa: ANN001 - flask-sock's server object
     svc = services()
     hub = svc.hub
     bin_name = request.args.get("bin") or None
-    if bin_name is not None and not BIN_NAME.fullmatch(bin_name):
-        abort(400)
     after_raw = request.args.get("after", "")
     after = int(after_raw) if after_raw.isdigit() else None
     raw_sock = ws.sock
