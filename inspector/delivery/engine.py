@@ -354,9 +354,12 @@ class DeliveryEngine:
     def list(self, **kwargs: Any) -> DeliveryPage:
         return self.store.list(**kwargs)
 
-    def wait(self, delivery_id: int, timeout: float | None = None) -> Delivery | None:
+    def wait(self, delivery_id: int, timeout: float | None = None, *,
+             first_attempt: bool = False) -> Delivery | None:
         """Block until the delivery is settled or ``timeout`` passes (None: its policy's
-        worst case); returns it with its attempts either way (None if it does not exist)."""
+        worst case); returns it with its attempts either way (None if it does not exist).
+        ``first_attempt``: return as soon as one attempt is recorded (what comes next is
+        sent in order after it, as a scenario's steps are)."""
         with self._settle:
             self._waiting += 1
         try:
@@ -366,7 +369,7 @@ class DeliveryEngine:
             if timeout is None:
                 timeout = RetryPolicy.from_dict(d.policy or {}).worst_case_seconds() + 5
             deadline = time.monotonic() + timeout
-            while not d.settled:
+            while not d.settled and not (first_attempt and d.attempt_count > 0):
                 left = deadline - time.monotonic()
                 if left <= 0 or self._stopping:
                     break

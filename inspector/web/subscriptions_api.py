@@ -19,7 +19,8 @@
 - ``GET /api/scenarios``, ``GET /api/scenarios/<name>``, ``POST /api/scenarios/<name>/run``
   ``{"to": url, "secret", "seed", "delay_scale", "overrides"}`` (without ``to``: emitted to the
   vendor's subscriptions). Runs in the request, sleeping the delays × ``delay_scale`` (at most
-  ``MAX_RUN_SECONDS``), and answers with each step's deliveries and the shared values.
+  ``MAX_RUN_SECONDS``), each step only after the previous one's first attempt (so steps
+  arrive in order), and answers with each step's deliveries and the shared values.
 """
 
 from __future__ import annotations
@@ -51,6 +52,8 @@ from .services import services
 
 bp = Blueprint("subscriptions_api", __name__, url_prefix="/api")
 MAX_RUN_SECONDS = 120.0
+STEP_ORDER_WAIT = 5.0
+"""Longest a scenario step waits for the previous step's first attempt (a slow receiver)."""
 EMIT_GRACE = 0.3
 _install_lock = threading.Lock()
 
@@ -378,12 +381,19 @@ def run_scenario(name: str) -> tuple[Response, int]:
             d = svc.engine.send(sc.vendor, p.step.event, to, rendered=p.rendered,
                                 secret=secret, source="send")
             step["deliveries"] = [{"subscription": None, "delivery": d.summary()}]
+            sent = [d]
         else:
             res = svc.emit(sc.vendor, p.step.event, seed=p.seed,
                            overrides=p.overrides or None, shared=shared,
                            now=p.now, scope=env or None, kind="scenario")
             step.update({k: v for k, v in _emit_json(res).items()
                          if k in ("deliveries", "skipped")})
+            sent = [s.delivery for s in res.sent]
+        # The next step goes once this one's first attempt is made, so a receiver gets a
+        # call's events in the order they happened even at delay_scale 0.
+        for d in sent:
+            if not d.settled:
+                svc.engine.wait(d.id, STEP_ORDER_WAIT, first_attempt=True)
         return step
 
     steps = run_steps(planned, send, delay_scale=float(scale))
