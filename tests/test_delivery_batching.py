@@ -325,3 +325,70 @@ def test_old_settled_deliveries_are_pruned_pending_ones_kept(tmp_path: Path) -> 
     finally:
         db.close()
         sink.close()
+
+
+def test_a_failed_create_write_does_not_wedge_later_creates(tmp_path: Path, monkeypatch) -> None:
+    """Another program holds SQLite's write lock past the busy timeout: the create waiting on
+    that write fails at once, and the next create (lock gone) works."""
+    import sqlite3
+
+    import inspector.storage.db as dbmod
+
+    monkeypatch.setattr(dbmod, "BUSY_TIMEOUT_MS", 300)
+    db = Database(tmp_path / "wedge.db")
+    try:
+        store = DeliveryStore(db)
+        store.create(new(0))
+        other = sqlite3.connect(str(tmp_path / "wedge.db"), isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")  # e.g. an sqlite3 shell left in a transaction
+        start = time.monotonic()
+        with pytest.raises(Exception, match="locked"):
+            store.create(new(1))
+        assert time.monotonic() - start < 5  # answered, not left to its 30 s timeout
+        other.execute("ROLLBACK")
+        other.close()
+        assert store.create(new(2)).url.endswith("/n2")
+    finally:
+        db.close()
+
+
+def test_creates_racing_a_close_fail_rather_than_hang(tmp_path: Path) -> None:
+    for round_ in range(30):
+        db = Database(tmp_path / f"race{round_}.db")
+        store = DeliveryStore(db)
+        outcomes: list[str] = []
+
+        def create(i: int, store: DeliveryStore = store, outcomes: list[str] = outcomes
+                   ) -> None:
+            start = time.monotonic()
+            try:
+                store.create(new(i))
+                outcomes.append("ok")
+            except Exception:  # noqa: BLE001 - "database is closed" is the expected failure
+                outcomes.append("failed")
+            assert time.monotonic() - start < 5
+
+        threads = [threading.Thread(target=create, args=(i,)) for i in range(6)]
+        for t in threads:
+            t.start()
+        db.close()
+        for t in threads:
+            t.join(10)
+        assert len(outcomes) == 6
+
+
+def test_cancel_a_delivery_still_queued_in_memory_is_never_sent(tmp_path: Path) -> None:
+    sink = Sink(plan=lambda n: (1.5, 200) if n == 1 else 200)
+    db = Database(tmp_path / "queued.db")
+    try:
+        eng = DeliveryEngine(db, catalog=default_catalog(), retry_scale=0, workers=1).start()
+        eng.send("audian", "call.completed", sink.url("/first"))
+        sink.wait_for(1)  # the only worker is busy
+        second = eng.send("audian", "call.completed", sink.url("/second"))
+        assert eng.cancel(second.id).error == "cancelled"
+        time.sleep(2.5)
+        eng.close()
+        assert [r.path for r in sink.requests] == ["/first"]
+    finally:
+        db.close()
+        sink.close()

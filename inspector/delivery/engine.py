@@ -261,6 +261,8 @@ class DeliveryEngine:
             raise LookupError(f"no delivery with id {delivery_id}")
         if d.settled:
             raise ValueError(f"delivery {delivery_id} is already {d.status}")
+        # Waiting in memory for a worker: that worker must read it again, not use this copy.
+        self._fresh.pop(delivery_id, None)
         failed = self.store.fail(delivery_id, "cancelled")
         if failed is None:  # settled meanwhile
             raise ValueError(f"delivery {delivery_id} is already settled")
@@ -503,8 +505,24 @@ class DeliveryEngine:
             self._recorder.add(d, self.token, result,
                                lambda updated, exc: self._recorded(updated, exc, result),
                                urgent=bool((d.context or {}).get("queue")))
-        except RuntimeError:  # closed: the lease was handed back, the attempt is made again
-            log.warning("delivery %s: attempt made while stopping, not recorded", d.id)
+        except RuntimeError:  # the recorder is closed (an attempt that outlived close's
+            # grace): written directly, as the lease may already be handed back
+            try:
+                self.store.record_attempts_later([(d, self.token, result)]).add_done_callback(
+                    lambda f: self._recorded_direct(f, result))
+            except Exception:  # noqa: BLE001 - the database is closed too
+                log.warning("delivery %s: attempt made while stopping, not recorded", d.id)
+
+    def _recorded_direct(self, future: Future[list[Delivery | Exception]],
+                         result: AttemptResult) -> None:
+        try:
+            outcome = future.result()[0]
+        except Exception as exc:  # noqa: BLE001
+            outcome = exc
+        if isinstance(outcome, Exception):
+            self._recorded(None, outcome, result)
+        else:
+            self._recorded(outcome, None, result)
 
     def _recorded(self, updated: Delivery | None, exc: BaseException | None,
                   result: AttemptResult) -> None:

@@ -156,6 +156,7 @@ class Database:
         self._background: Callable[[sqlite3.Connection], bool] | None = None
         self._background_due = False
         self._closed = False
+        self._closing = threading.Lock()
         self._writer_conn = _connect(self.path, sync)
         self._writer_conn.execute(f"PRAGMA wal_autocheckpoint = {WRITER_AUTOCHECKPOINT}")
         self._lock_fd = os.open(str(self.path) + ".writelock", os.O_RDWR | os.O_CREAT, 0o600)
@@ -209,10 +210,11 @@ class Database:
         ``background=False``: this write gives the background step nothing to do (it adds
         no capture), so it does not schedule one; a delivery's writes, at hundreds a second,
         would otherwise each be followed by an empty indexing transaction."""
-        if self._closed:
-            raise StorageError("database is closed")
         job = _Job(fn, background)
-        self._queue.put(job)
+        with self._closing:  # never queued behind the writer's stop mark: it would not run
+            if self._closed:
+                raise StorageError("database is closed")
+            self._queue.put(job)
         return job.future
 
     def write(self, fn: Callable[[sqlite3.Connection], T], timeout: float | None = 30, *,
@@ -310,10 +312,11 @@ class Database:
                 job.future.set_exception(result)
 
     def close(self) -> None:
-        if self._closed:
-            return
-        self._closed = True
-        self._queue.put(None)
+        with self._closing:
+            if self._closed:
+                return
+            self._closed = True
+            self._queue.put(None)
         self._writer.join(timeout=10)
         with contextlib.suppress(OSError):
             os.close(self._lock_fd)

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import base64
 import json
+import logging
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
@@ -20,6 +21,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from .db import Database
+
+log = logging.getLogger(__name__)
 
 SOURCES = ("send", "replay", "emit", "forward")
 STATUSES = ("pending", "delivered", "failed")
@@ -48,20 +51,6 @@ _INSERT_COLUMNS = (
 _DELIVERY_VALUES = "(" + ",".join("?" * 27) + ")"
 _MANY_DELIVERIES = 32
 """Most deliveries one INSERT carries (x 27 parameters, under 999)."""
-
-
-def _settle_gathered(job: Future[list[Delivery | Exception]],
-                     taken: list[tuple[NewDelivery, Future[Delivery]]]) -> None:
-    """After the gathered creates' commit (or its failure): answer each waiting create."""
-    try:
-        made = job.result()
-    except Exception as exc:  # noqa: BLE001 - nothing was stored
-        made = [exc] * len(taken)
-    for (_, future), d in zip(taken, made, strict=True):
-        if isinstance(d, Exception):
-            future.set_exception(d)
-        else:
-            future.set_result(d)
 
 
 def _chunk_sizes(n: int) -> list[int]:
@@ -355,8 +344,25 @@ class DeliveryStore:
                 for _, f in waiting:
                     f.set_exception(exc)
             else:
-                job.add_done_callback(lambda f: _settle_gathered(f, taken))
+                job.add_done_callback(lambda f: self._answer_gathered(f, taken))
         return future.result(30)
+
+    def _answer_gathered(self, job: Future[list[Delivery | Exception]],
+                         taken: list[tuple[NewDelivery, Future[Delivery]]]) -> None:
+        """After the gathered creates' commit, or its failure: answer each waiting create."""
+        try:
+            made = job.result()
+        except Exception as exc:  # noqa: BLE001 - nothing was stored
+            if not taken:  # the write failed before it took them: they are still gathered
+                with self._gather_lock:
+                    taken += self._gathered
+                    self._gathered = []
+            made = [exc] * len(taken)
+        for (_, future), d in zip(taken, made, strict=True):
+            if isinstance(d, Exception):
+                future.set_exception(d)
+            else:
+                future.set_result(d)
 
     def _insert_gathered(self, conn: sqlite3.Connection,
                          taken: list[tuple[NewDelivery, Future[Delivery]]]
@@ -498,14 +504,23 @@ class DeliveryStore:
     def _record_and_prune(self, conn: sqlite3.Connection,
                           items: list[tuple[Delivery, str | None, AttemptResult]]
                           ) -> list[Delivery | Exception]:
+        if (self.max_deliveries is not None
+                and self._settled_since_prune >= max(100, self.max_deliveries // 10)):
+            # Before this batch's records: a delivery settling now is still pending here, so
+            # nobody is told of a delivery that is already gone.
+            self._settled_since_prune = 0
+            conn.execute("SAVEPOINT prune")
+            try:
+                self.prune(conn, self.max_deliveries)
+            except sqlite3.Error:  # never at the cost of the records
+                conn.execute("ROLLBACK TO prune")
+                log.exception("pruning old deliveries failed")
+            conn.execute("RELEASE prune")
         out = self._record_many(conn, items)
         if self.max_deliveries is not None:
             # Settles are what make deliveries prunable: look once per tenth of the limit.
             self._settled_since_prune += sum(
                 1 for d in out if isinstance(d, Delivery) and d.status != "pending")
-            if self._settled_since_prune >= max(100, self.max_deliveries // 10):
-                self._settled_since_prune = 0
-                self.prune(conn, self.max_deliveries)
         return out
 
     @staticmethod
