@@ -34,6 +34,8 @@ MAX_BATCH = 256
 
 
 class AttemptRecorder:
+    """One per engine; its thread starts with the first record."""
+
     def __init__(self, store: DeliveryStore, *, linger: float = LINGER,
                  max_batch: int = MAX_BATCH) -> None:
         self.store = store
