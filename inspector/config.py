@@ -54,7 +54,8 @@ SETTINGS: list[Setting] = [
     Setting("max_captures", 10_000, "Captures kept per bin; the oldest are pruned beyond it.",
             int),
     Setting("max_deliveries", 10_000, "Deliveries kept, with their attempts: settled ones "
-            "older than the newest this many are pruned; pending ones are always kept.", int),
+            "older than the newest this many are pruned; pending ones, and forwards whose "
+            "capture is kept, stay.", int),
     Setting("workers", 1, "Server worker processes; more than one runs gunicorn. Live updates "
             "reach every websocket whichever worker captured the request.", int),
     Setting("threads", 128, "Threads per worker; each open websocket holds one, so keep it "

@@ -155,8 +155,10 @@ class SubscriptionService:
         if summary.get("source") != SOURCE or summary.get("status") not in ("delivered",
                                                                             "failed"):
             return
-        self.store.settle_later(int(summary["id"]), str(summary["status"]),
-                                summary.get("settled_at"))
+        outcome = str(summary["status"])
+        if outcome == "failed" and summary.get("error") == "cancelled":
+            outcome = "cancelled"  # the user's doing, not the target's: no auto-pause
+        self.store.settle_later(int(summary["id"]), outcome, summary.get("settled_at"))
 
     # -- validation --------------------------------------------------------------------------
     def check_url(self, vendor_id: str, raw: Any, field_: str = "url") -> tuple[str, list[str]]:

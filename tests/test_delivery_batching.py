@@ -38,7 +38,8 @@ def store(tmp_path: Path) -> Iterator[DeliveryStore]:
 def new(i: int = 0, **kw: object) -> NewDelivery:
     kw.setdefault("next_attempt_at", "2030-01-01T00:00:00.000000Z")
     kw.setdefault("claimed_by", "tok")
-    return NewDelivery(source="send", url=f"http://127.0.0.1:9/n{i}", method="POST",
+    kw.setdefault("source", "send")
+    return NewDelivery(url=f"http://127.0.0.1:9/n{i}", method="POST",
                        body=f'{{"n":{i}}}'.encode(), policy=POLICY,
                        headers=[("Content-Type", "application/json")], **kw)  # type: ignore[arg-type]
 
@@ -274,7 +275,7 @@ def test_engine_close_keeps_every_attempt_it_made(tmp_path: Path) -> None:
         sink.close()
 
 
-def test_cancel_while_an_attempt_is_under_way_stays_cancelled(tmp_path: Path) -> None:
+def test_cancel_while_an_attempt_is_under_way_stays_cancelled_and_logs_it(tmp_path: Path) -> None:
     slow = Sink(plan=lambda n: (1.0, 200))
     db = Database(tmp_path / "cancel.db")
     try:
@@ -291,7 +292,9 @@ def test_cancel_while_an_attempt_is_under_way_stays_cancelled(tmp_path: Path) ->
         eng.close()
         after = DeliveryStore(db).get(d.id)
         assert after is not None and after.status == "failed" and after.error == "cancelled"
-        assert after.attempts == [] and len(slow.requests) == 1
+        # The attempt the target answered is still logged, and counted; the state stays.
+        assert len(slow.requests) == 1 and [a.response_status for a in after.attempts] == [200]
+        assert after.attempt_count == 1 and after.last_status == 200
     finally:
         db.close()
         slow.close()
@@ -392,3 +395,22 @@ def test_cancel_a_delivery_still_queued_in_memory_is_never_sent(tmp_path: Path) 
     finally:
         db.close()
         sink.close()
+
+
+def test_pruning_keeps_forwards_while_their_capture_is_kept(store: DeliveryStore) -> None:
+    from inspector.storage.captures import CaptureStore, NewCapture
+
+    captures = CaptureStore(store.db)
+    cap = captures.add(NewCapture(bin="fw", method="POST", path="/", query="", headers=[],
+                                  body=b"{}", remote_addr=None)).capture
+    forward = store.create(new(0, source="forward", capture_id=cap.id))
+    store.record_attempt(forward, "tok", result("delivered"))
+    sends = [store.create(new(i)) for i in range(1, 40)]
+    for d in sends:
+        store.record_attempt(d, "tok", result("delivered"))
+    gone = store.db.write(lambda c: DeliveryStore.prune(c, keep=10))
+    assert gone == 29  # the sends older than the newest ten
+    assert store.get(forward.id) is not None  # its capture is still here
+    captures.delete(cap.id)
+    assert store.db.write(lambda c: DeliveryStore.prune(c, keep=10)) == 1
+    assert store.get(forward.id) is None

@@ -281,6 +281,32 @@ def test_atomic_pauses_after_repeated_undeliverable_events(fast) -> None:
     assert health["health"]["state"] == "paused" and health["health"]["failed"] == 3
 
 
+def test_cancelled_deliveries_do_not_pause_a_subscription(make_server) -> None:
+    """Cancelling is the user's doing, not the target's failure: three cancels in a row do
+    not trip Atomic's pause-after-3, and count as neither delivered nor failed."""
+    srv = make_server()  # the real schedule: a 500 waits minutes for its retry
+    httpx.put(srv.url + "/api/bins/down/response", json={"status": 500})
+    base = f"{srv.url}/vendors/atomic/v1/env/webhook"
+    sub = httpx.post(base, headers=ATOMIC, json={"types": ["card-dismissed"],
+                                                 "url": srv.url + "/in/down"}).json()["data"]
+    emit = srv.url + "/api/vendors/atomic/events/card-dismissed/emit"
+    for _ in range(3):
+        [d] = [x["delivery"] for x in httpx.post(emit, json={}).json()["deliveries"]]
+        deadline = time.monotonic() + 10
+        while httpx.get(f"{srv.url}/api/deliveries/{d['id']}").json()["delivery"][
+                "attempt_count"] < 1:
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        r = httpx.post(f"{srv.url}/api/deliveries/{d['id']}/cancel")
+        assert r.status_code == 200 and r.json()["delivery"]["error"] == "cancelled"
+    time.sleep(0.5)
+    state = httpx.get(f"{base}/{sub['id']}", headers=ATOMIC).json()["data"]
+    assert state["paused"] is False
+    health = httpx.get(f"{srv.url}/api/subscriptions/{sub['id']}").json()["subscription"]
+    assert health["health"]["failed"] == 0 and health["health"]["delivered"] == 0
+    assert httpx.post(emit, json={}).json()["deliveries"] != []  # still receiving
+
+
 def test_atomic_auth_and_bad_bodies(fast) -> None:
     base = f"{fast.url}/vendors/atomic/v1/env/webhook"
     for hdrs in ({}, {"Authorization": "Basic abc"}, {"Authorization": "Bearer"}):

@@ -253,7 +253,9 @@ class DeliveryEngine:
     def cancel(self, delivery_id: int) -> Delivery:
         """Stop a pending delivery: it settles as failed, with no further attempt (a forward
         to a target that stays down would otherwise retry for ever). An attempt under way
-        finishes but is not recorded; a forwarding queue goes on with its next delivery.
+        finishes and is logged, but the delivery stays cancelled; a forwarding queue goes on
+        with its next delivery at once (so that one may arrive before the cancelled one's
+        attempt has finished).
 
         Raises LookupError (no such delivery) or ValueError (already settled)."""
         d = self.store.get(delivery_id, attempts=False)

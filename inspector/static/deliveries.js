@@ -167,7 +167,8 @@ export function renderDeliveryDetail(box, d, { compact = false } = {}) {
       try {
         const cd = (await api.cancelDelivery(d.id)).delivery;
         toast(`Cancelled #${cd.id}`);
-        renderDeliveryDetail(box, cd, { compact });
+        // Only if it is still the delivery shown (another may have been opened meanwhile).
+        if (box.dataset.id === String(cd.id)) renderDeliveryDetail(box, cd, { compact });
       } catch (err) {
         toast(`Cancel: ${err.message}`, 'error');
         ev.target.disabled = false;

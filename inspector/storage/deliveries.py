@@ -480,13 +480,29 @@ class DeliveryStore:
             (result.status, result.error, a.number, a.response_status, a.error, now,
              settled_at, next_at, claimed, delivery.id),
         ).rowcount
-        if not updated:  # deleted or cancelled while the attempt was under way
-            raise LookupError(f"no pending delivery with id {delivery.id}")
+        if not updated:  # deleted, or cancelled while the attempt was under way
+            return DeliveryStore._record_late(conn, delivery, token, result, now)
         DeliveryStore._insert_attempts(conn, [(delivery, token, result)])
         if not pending and (delivery.context or {}).get("queue"):
             lease = (token, result.lease_until) if token and result.lease_until else None
             result.chained = _promote_after(conn, delivery.id, now, lease)
         return DeliveryStore._recorded(delivery, result, now, next_at, claimed)
+
+    @staticmethod
+    def _record_late(conn: sqlite3.Connection, delivery: Delivery, token: str | None,
+                     result: AttemptResult, now: str) -> Delivery:
+        """The attempt of a delivery settled meanwhile (cancelled while it was under way):
+        logged all the same, so what the target answered is on record, and counted, but the
+        delivery keeps its settled status and error. LookupError when it was deleted."""
+        a = result.attempt
+        row = conn.execute(
+            f"UPDATE deliveries SET attempt_count = MAX(attempt_count, ?), last_status = ?,"
+            f" last_error = ?, updated_at = ? WHERE id = ? RETURNING {_FULL}",
+            (a.number, a.response_status, a.error, now, delivery.id)).fetchone()
+        if row is None:
+            raise LookupError(f"no delivery with id {delivery.id}")
+        DeliveryStore._insert_attempts(conn, [(delivery, token, result)])
+        return _row_to_delivery(row, full=True)
 
     def record_attempts_later(self, items: Sequence[tuple[Delivery, str | None, AttemptResult]]
                               ) -> Future[list[Delivery | Exception]]:
@@ -525,16 +541,20 @@ class DeliveryStore:
 
     @staticmethod
     def prune(conn: sqlite3.Connection, keep: int, most: int | None = None) -> int:
-        """Delete settled deliveries older than the newest ``keep`` (by id), with their
-        attempts (foreign key cascade), at most ``most`` of them (default: a fifth of
+        """Delete settled deliveries older than the newest ``keep`` (by id), except forwards
+        whose capture is still kept, with their attempts (foreign key cascade), at most
+        ``most`` of them (default: a fifth of
         ``keep``, so one pass never holds the writer long). Pending ones stay whatever their
         age: their retries are still to come. Returns how many went."""
         newest = conn.execute("SELECT MAX(id) FROM deliveries").fetchone()[0]
         if newest is None or newest <= keep:
             return 0
+        # A forward belongs to its capture (its badge, its Forwarded section): it goes when
+        # the capture goes (--max-captures), not before.
         return conn.execute(
-            "DELETE FROM deliveries WHERE id IN (SELECT id FROM deliveries WHERE id <= ?"
-            " AND status != 'pending' ORDER BY id LIMIT ?)",
+            "DELETE FROM deliveries WHERE id IN (SELECT d.id FROM deliveries d WHERE d.id <= ?"
+            " AND d.status != 'pending' AND NOT (d.source = 'forward' AND EXISTS"
+            " (SELECT 1 FROM captures c WHERE c.id = d.capture_id)) ORDER BY d.id LIMIT ?)",
             (newest - keep, most if most is not None else max(200, keep // 5))).rowcount
 
     @classmethod
@@ -568,8 +588,9 @@ class DeliveryStore:
         conn.execute("RELEASE many")
         for i in simple:
             d, _, result = items[i]
-            out[i] = (cls._recorded(d, result, now, None, None) if d.id in done
-                      else LookupError(f"no pending delivery with id {d.id}"))
+            if d.id in done:
+                out[i] = cls._recorded(d, result, now, None, None)
+            # else: settled or deleted meanwhile: the one-row path below tells which
         for i, (d, token, result) in enumerate(items):
             if out[i] is not None:
                 continue

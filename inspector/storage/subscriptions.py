@@ -260,6 +260,8 @@ def _count(conn: sqlite3.Connection, delivery_id: int, at: str | None = None) ->
     sub_id, outcome = r
     conn.execute("UPDATE subscription_deliveries SET counted = 1 WHERE delivery_id = ?",
                  (delivery_id,))
+    if outcome == "cancelled":  # stopped by the user: neither a delivery nor a failure
+        return
     now = at or utc_now()
     if outcome == "delivered":
         conn.execute("UPDATE subscriptions SET consecutive_failures = 0,"

@@ -26,6 +26,7 @@
 from __future__ import annotations
 
 import threading
+import time
 from typing import Any
 
 from flask import Blueprint, Flask, Response, current_app, jsonify, request
@@ -389,11 +390,16 @@ def run_scenario(name: str) -> tuple[Response, int]:
             step.update({k: v for k, v in _emit_json(res).items()
                          if k in ("deliveries", "skipped")})
             sent = [s.delivery for s in res.sent]
-        # The next step goes once this one's first attempt is made, so a receiver gets a
-        # call's events in the order they happened even at delay_scale 0.
+        # The next step goes once this one's first attempts are made, so a receiver gets a
+        # call's events in the order they happened even at delay_scale 0 (at most
+        # STEP_ORDER_WAIT for the whole step, however many subscriptions it went to).
+        deadline = time.monotonic() + STEP_ORDER_WAIT
         for d in sent:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
             if not d.settled:
-                svc.engine.wait(d.id, STEP_ORDER_WAIT, first_attempt=True)
+                svc.engine.wait(d.id, left, first_attempt=True)
         return step
 
     steps = run_steps(planned, send, delay_scale=float(scale))
