@@ -215,7 +215,7 @@ class DeliveryEngine:
         new = build.vendor_delivery(v, rendered, url, policy=policy, secret=secret,
                                     overrides=overrides, source=source,
                                     extra_headers=extra_headers, context=context, batch=batch)
-        return self.submit(new, vendor_rule=(v.name, v.https_only))
+        return self._submit(new, (v.name, v.https_only))
 
     def replay(self, capture: Capture, url: str, *, resign: bool = False,
                secret: str | None = None, scheme: str | None = None,
@@ -279,9 +279,13 @@ class DeliveryEngine:
 
         The entry point for other sources (emit, forward): they build the NewDelivery.
         """
+        check_url(new.url, self.own)
+        return self._submit(new, vendor_rule)
+
+    def _submit(self, new: NewDelivery, vendor_rule: tuple[str, bool] | None) -> Delivery:
+        """:meth:`submit` for a URL already checked (``send`` checks it before rendering)."""
         if self._stopping:
             raise RuntimeError("the delivery engine is stopped")
-        check_url(new.url, self.own)
         if vendor_rule is not None:
             problem = https_rule(vendor_rule[0], vendor_rule[1], new.url)
             if problem and self.strict_vendor_rules:

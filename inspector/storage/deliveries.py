@@ -10,13 +10,14 @@ mid-attempt leaves a lease that simply expires.
 from __future__ import annotations
 
 import base64
+import copy
 import json
 import logging
 import sqlite3
 import threading
 from collections.abc import Iterable, Sequence
 from concurrent.futures import Future
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
@@ -645,11 +646,14 @@ class DeliveryStore:
             next_at = None
         elif claimed is None:
             next_at = result.next_attempt_at
-        return replace(delivery, status=result.status, error=result.error,
-                       attempt_count=a.number, last_status=a.response_status,
-                       last_error=a.error, updated_at=now,
-                       settled_at=None if pending else now, next_attempt_at=next_at,
-                       claimed_by=claimed, attempts=None)
+        # A shallow copy with the new state (dataclasses.replace re-runs __init__ over all
+        # 31 fields: a visible share of the writer's time per attempt).
+        out = copy.copy(delivery)
+        out.status, out.error, out.attempt_count = result.status, result.error, a.number
+        out.last_status, out.last_error, out.updated_at = a.response_status, a.error, now
+        out.settled_at = None if pending else now
+        out.next_attempt_at, out.claimed_by, out.attempts = next_at, claimed, None
+        return out
 
     def claim_due(self, now: str, lease_until: str, token: str, limit: int,
                   only: Iterable[int] | None = None) -> list[int]:
