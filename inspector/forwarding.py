@@ -431,17 +431,12 @@ class Forwarder:
         """Store a capture (CaptureMiddleware calls this instead of ``CaptureStore.add``); a
         bin with rules gets its forwards written in the same transaction."""
         rules = self.rules_for(new.bin)
-        if rules is None:
-            return self.store.add(new)
-        chosen = self.matching(rules, new)
-        if not chosen:
+        chosen = self.matching(rules, new) if rules is not None else []
+        if rules is None or not chosen:
             return self.store.add(new)
         engine = self.engine
-        forwards = [(nd, nd.context["queue"]) for nd in self._build(new, rules, chosen)]
-        now = time.time()
         stored, deliveries = insert_capture_with_forwards(
-            self.db, self.store, new, forwards, engine.token,
-            iso(now + rules.timeout + LEASE_MARGIN))
+            self.db, self.store, new, *self._forwards(new, rules, chosen))
         proxy = None
         if rules.mode == "proxy" and deliveries and chosen[0][0] == 0:
             proxy = deliveries[0]
@@ -453,18 +448,14 @@ class Forwarder:
         """:meth:`add` without blocking (an event-loop server awaits it); None for a bin in
         proxy mode, whose sender waits for the app: use :meth:`add` on a thread."""
         rules = self.rules_for(new.bin)
-        if rules is None:
-            return self.store.add_later(new)
-        if rules.mode == "proxy":
+        if rules is not None and rules.mode == "proxy":
             return None
-        chosen = self.matching(rules, new)
-        if not chosen:
+        chosen = self.matching(rules, new) if rules is not None else []
+        if rules is None or not chosen:
             return self.store.add_later(new)
         engine = self.engine
-        forwards = [(nd, nd.context["queue"]) for nd in self._build(new, rules, chosen)]
         written = insert_capture_with_forwards_later(
-            self.db, self.store, new, forwards, engine.token,
-            iso(time.time() + rules.timeout + LEASE_MARGIN))
+            self.db, self.store, new, *self._forwards(new, rules, chosen))
         result: Future[Stored] = Future()
 
         def committed(f: Future[tuple[Stored, list[Delivery]]]) -> None:
@@ -482,6 +473,13 @@ class Forwarder:
 
         written.add_done_callback(committed)
         return result
+
+    def _forwards(self, new: NewCapture, rules: Rules, chosen: Sequence[tuple[int, Target]]
+                  ) -> tuple[list[tuple[NewDelivery, str]], str, str]:
+        """What the capture's write also records: each forward with its queue, the engine
+        token leasing the first attempts, and the lease's end."""
+        forwards = [(nd, nd.context["queue"]) for nd in self._build(new, rules, chosen)]
+        return forwards, self.engine.token, iso(time.time() + rules.timeout + LEASE_MARGIN)
 
     def _build(self, cap: NewCapture | Capture, rules: Rules,
                chosen: Sequence[tuple[int, Target]]) -> list[NewDelivery]:

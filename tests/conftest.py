@@ -139,28 +139,26 @@ def stop_process(proc: subprocess.Popen, sig: int = signal.SIGINT, timeout: floa
             proc.wait()
 
 
+def _cli_server(tmp_path_factory: pytest.TempPathFactory, server: str) -> Iterator[Served]:
+    port = free_port()
+    db = tmp_path_factory.mktemp(server) / f"{server}.db"
+    proc = start_cli_server(db, port, "--server", server)
+    try:
+        yield Served(f"http://127.0.0.1:{port}", port, db, server)
+    finally:
+        stop_process(proc)
+
+
 @pytest.fixture(scope="session")
 def gunicorn_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """The real CLI under gunicorn, shared by the tests of a session (it takes ~1 s to start)."""
-    port = free_port()
-    db = tmp_path_factory.mktemp("gunicorn") / "gunicorn.db"
-    proc = start_cli_server(db, port, "--server", "gunicorn")
-    try:
-        yield Served(f"http://127.0.0.1:{port}", port, db, "gunicorn")
-    finally:
-        stop_process(proc)
+    yield from _cli_server(tmp_path_factory, "gunicorn")
 
 
 @pytest.fixture(scope="session")
 def uvicorn_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     """The real CLI under uvicorn (the default server), shared by the tests of a session."""
-    port = free_port()
-    db = tmp_path_factory.mktemp("uvicorn") / "uvicorn.db"
-    proc = start_cli_server(db, port, "--server", "uvicorn")
-    try:
-        yield Served(f"http://127.0.0.1:{port}", port, db, "uvicorn")
-    finally:
-        stop_process(proc)
+    yield from _cli_server(tmp_path_factory, "uvicorn")
 
 
 @pytest.fixture(params=["werkzeug", "gunicorn", "uvicorn"])

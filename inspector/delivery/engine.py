@@ -258,16 +258,14 @@ class DeliveryEngine:
         attempt has finished).
 
         Raises LookupError (no such delivery) or ValueError (already settled)."""
-        d = self.store.get(delivery_id, attempts=False)
-        if d is None:
-            raise LookupError(f"no delivery with id {delivery_id}")
-        if d.settled:
-            raise ValueError(f"delivery {delivery_id} is already {d.status}")
         # Waiting in memory for a worker: that worker must read it again, not use this copy.
         self._fresh.pop(delivery_id, None)
         failed = self.store.fail(delivery_id, "cancelled")
-        if failed is None:  # settled meanwhile
-            raise ValueError(f"delivery {delivery_id} is already settled")
+        if failed is None:  # not pending: say why
+            d = self.store.get(delivery_id, attempts=False)
+            if d is None:
+                raise LookupError(f"no delivery with id {delivery_id}")
+            raise ValueError(f"delivery {delivery_id} is already {d.status}")
         self._changed_state(failed)
         self._wake.set()  # the next delivery of its queue, if any, is due now
         got = self.store.get(delivery_id)
@@ -512,23 +510,9 @@ class DeliveryEngine:
                                lambda updated, exc: self._recorded(updated, exc, result),
                                urgent=bool((d.context or {}).get("queue")))
         except RuntimeError:  # the recorder is closed (an attempt that outlived close's
-            # grace): written directly, as the lease may already be handed back
-            try:
-                self.store.record_attempts_later([(d, self.token, result)]).add_done_callback(
-                    lambda f: self._recorded_direct(f, result))
-            except Exception:  # noqa: BLE001 - the database is closed too
-                log.warning("delivery %s: attempt made while stopping, not recorded", d.id)
-
-    def _recorded_direct(self, future: Future[list[Delivery | Exception]],
-                         result: AttemptResult) -> None:
-        try:
-            outcome = future.result()[0]
-        except Exception as exc:  # noqa: BLE001
-            outcome = exc
-        if isinstance(outcome, Exception):
-            self._recorded(None, outcome, result)
-        else:
-            self._recorded(outcome, None, result)
+            # grace): written at once, as the lease may already be handed back
+            self._recorder.write_now(d, self.token, result,
+                                     lambda updated, exc: self._recorded(updated, exc, result))
 
     def _recorded(self, updated: Delivery | None, exc: BaseException | None,
                   result: AttemptResult) -> None:

@@ -66,6 +66,12 @@ class AttemptRecorder:
             if len(self._pending) == 1 or len(self._pending) >= self.max_batch or urgent:
                 self._ready.notify()
 
+    def write_now(self, delivery: Delivery, token: str | None, result: AttemptResult,
+                  done: Done) -> None:
+        """One record written on the calling thread, waiting for its commit (after close:
+        an attempt that outlived the engine's grace)."""
+        self._write([(delivery, token, result, done)])
+
     def close(self, timeout: float = 10.0) -> None:
         """Write everything gathered so far and stop (waits up to ``timeout``)."""
         with self._lock:
