@@ -1,11 +1,11 @@
-"""Delivery benchmark: signed deliveries through the engine vs a bare httpx loop, same run.
+"""Delivery benchmark: signed deliveries through the engine vs bare client loops, same run.
 
     python bench/deliver.py [--rounds 3] [--count 2000] [--concurrency 16] [--vendor audian]
                             [--event call.completed] [--sink-delay-ms 0]
 
 The sink is a minimal keep-alive HTTP/1.1 server (asyncio) in its own process, so it does not
 compete with the senders for the GIL; ``--sink-delay-ms`` makes it answer like a real receiver
-that does some work. Each round runs three kinds, in rotating order, ``count`` requests each at
+that does some work. Each round runs four kinds, in rotating order, ``count`` requests each at
 ``concurrency``:
 
 - engine, render each: ``DeliveryEngine.send()`` per delivery, as ``POST /api/send`` does:
@@ -15,15 +15,20 @@ that does some work. Each round runs three kinds, in rotating order, ``count`` r
   event emitted to many subscriptions is: what the engine itself costs (signing per attempt,
   two writes, the log) on top of the HTTP.
 - bare: ``concurrency`` threads sharing one httpx.Client POST the same bytes (one pre-signed
-  request, no log): the ceiling of the HTTP side alone.
+  request, no log): the "bare HTTP client loop" of the target, as an integration's own test
+  script would send them.
+- pool: the same loop straight on httpcore's connection pool, which is what the engine sends
+  through (``inspector/delivery/sender.py``): the ceiling of the engine's HTTP side, printed so
+  the engine's own cost (render, sign, record, log) stays visible next to the target's ratio.
 
 After each engine run it checks that every delivery is ``delivered`` with exactly one attempt
-row in the database, then prints the rates, the medians and the ratios to the bare loop.
+row in the database, then prints the rates, the medians and the ratios to the bare loops.
 
 The target (issue 4: signed deliveries, every attempt logged, at least 0.7x a bare client loop
-sending the same bytes) is read on "engine, same body": both sides send the same body, the
-engine signing it afresh per attempt. "Render each" adds a fresh Faker render per delivery on
-the sending threads; rendering has its own target, measured by bench/render.py.
+sending the same bytes) is read on "engine, same body" against the httpx loop: both sides send
+the same body, the engine signing it afresh per attempt. "Render each" adds a fresh Faker
+render per delivery on the sending threads; rendering has its own target, measured by
+bench/render.py.
 """
 
 from __future__ import annotations
@@ -147,9 +152,10 @@ def run_engine(url: str, count: int, concurrency: int, vendor: str, event: str,
         db.close()
 
 
-def run_bare(url: str, count: int, concurrency: int, vendor: str, event: str
-             ) -> tuple[float, int]:
-    """(requests/s, 2xx answers)."""
+def run_bare(url: str, count: int, concurrency: int, vendor: str, event: str,
+             pool: bool = False) -> tuple[float, int]:
+    """(requests/s, 2xx answers). ``pool``: on httpcore's pool instead of httpx.Client."""
+    import httpcore
     import httpx
 
     from inspector.delivery import preview
@@ -159,6 +165,14 @@ def run_bare(url: str, count: int, concurrency: int, vendor: str, event: str
     _, prepared = preview(v, event, timestamp=int(time.time()), seed=1)
     client = httpx.Client(limits=httpx.Limits(max_connections=concurrency * 2,
                                               max_keepalive_connections=concurrency))
+    core = httpcore.ConnectionPool(max_connections=concurrency * 2,
+                                   max_keepalive_connections=concurrency)
+    raw_headers = [(n.encode(), v.encode()) for n, v in prepared.headers]
+
+    def post() -> int:
+        if pool:
+            return core.request("POST", url, headers=raw_headers, content=prepared.body).status
+        return client.post(url, content=prepared.body, headers=prepared.headers).status_code
     remaining = [count]
     ok = [0]
     lock = threading.Lock()
@@ -169,8 +183,7 @@ def run_bare(url: str, count: int, concurrency: int, vendor: str, event: str
                 if remaining[0] <= 0:
                     return
                 remaining[0] -= 1
-            r = client.post(url, content=prepared.body, headers=prepared.headers)
-            if 200 <= r.status_code < 300:
+            if 200 <= post() < 300:
                 with lock:
                     ok[0] += 1
 
@@ -182,6 +195,7 @@ def run_bare(url: str, count: int, concurrency: int, vendor: str, event: str
         t.join()
     elapsed = time.perf_counter() - start
     client.close()
+    core.close()
     return count / elapsed, ok[0]
 
 
@@ -206,21 +220,25 @@ def main() -> None:
     default_catalog()  # load fixtures before timing
     proc, port = start_sink(args.sink_delay_ms)
     url = f"http://127.0.0.1:{port}/hook"
-    kinds = ("send", "signed", "bare")
+    kinds = ("send", "signed", "bare", "pool")
     rates: dict[str, list[float]] = {k: [] for k in kinds}
     try:
         with tempfile.TemporaryDirectory() as tmp:
             # Warm-up (imports, first connections), not counted.
             run_bare(url, 200, args.concurrency, args.vendor, args.event)
+            run_bare(url, 200, args.concurrency, args.vendor, args.event, pool=True)
             run_engine(url, 200, args.concurrency, args.vendor, args.event, Path(tmp))
             for r in range(args.rounds):
-                order = kinds[r % 3:] + kinds[:r % 3]  # rotate, so no kind always goes first
+                k = r % len(kinds)
+                order = kinds[k:] + kinds[:k]  # rotate, so no kind always goes first
                 for kind in order:
-                    if kind == "bare":
+                    if kind in ("bare", "pool"):
                         rate, ok = run_bare(url, args.count, args.concurrency, args.vendor,
-                                            args.event)
+                                            args.event, pool=kind == "pool")
                         assert ok == args.count, ok
-                        print(f"round {r + 1} bare httpx loop:       {rate:7.0f} requests/s"
+                        label = ("bare httpx loop:      " if kind == "bare"
+                                 else "bare httpcore loop:   ")
+                        print(f"round {r + 1} {label}{rate:7.0f} requests/s"
                               f"     ({ok}/{args.count} 2xx)", flush=True)
                     else:
                         rate, delivered, rows, n = run_engine(
@@ -245,6 +263,10 @@ def main() -> None:
           f"ratio {med['signed'] / med['bare']:.2f}   (target >= 0.70)")
     print(f"median engine, rendered per send:    {med['send']:7.0f} deliveries/s  "
           f"ratio {med['send'] / med['bare']:.2f}   (rendering: see bench/render.py)")
+    print(f"median bare httpcore loop:           {med['pool']:7.0f} requests/s  "
+          f"(the engine's own transport, no engine)")
+    print(f"  engine, same body / httpcore loop: ratio {med['signed'] / med['pool']:.2f}   "
+          f"(what the engine itself costs on top of its HTTP)")
 
 
 if __name__ == "__main__":

@@ -1,7 +1,7 @@
 """The delivery engine: records deliveries, makes their attempts, retries on schedule.
 
 Threads: a pool of ``workers`` daemon threads makes attempts (one blocking HTTP request each,
-through one shared, pooled ``httpx.Client``), and one scheduler thread hands them the
+through one shared connection pool, ``sender.Client``), and one scheduler thread hands them the
 deliveries whose next attempt is due. The database is the schedule: a retry is a row with
 ``status = 'pending'`` and a ``next_attempt_at``, so pending retries survive a restart and the
 scheduler picks them up on start. A delivery is *leased* before its attempt (see
@@ -26,8 +26,6 @@ from collections.abc import Callable, Mapping, Sequence
 from concurrent.futures import Future
 from datetime import UTC, datetime
 from typing import Any
-
-import httpx
 
 from ..storage.captures import Capture
 from ..storage.db import Database
@@ -83,7 +81,6 @@ class DeliveryEngine:
     def __init__(self, db: Database, *, catalog: Any = None, retry_scale: float = 1.0,
                  strict_vendor_rules: bool = False, own: OwnServer | None = None,
                  workers: int = 16, ssl_context: ssl.SSLContext | None = None,
-                 transport: httpx.BaseTransport | None = None,
                  rng: random.Random | None = None,
                  clock: Callable[[], float] = time.time,
                  max_deliveries: int | None = None) -> None:
@@ -98,8 +95,7 @@ class DeliveryEngine:
         self._catalog = catalog
         self._rng = rng or random.Random()
         self._clock = clock
-        self._client = sender.make_client(ssl_context=ssl_context, pool_size=self.workers,
-                                          transport=transport)
+        self._client = sender.make_client(ssl_context=ssl_context, pool_size=self.workers)
         self._recorder = AttemptRecorder(self.store)
         self._queue: queue.SimpleQueue[int | None] = queue.SimpleQueue()
         self._inflight: set[int] = set()

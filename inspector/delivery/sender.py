@@ -1,29 +1,38 @@
 """One HTTP attempt: the only place in the project that talks to the network.
 
-Requests go out with exactly the headers the delivery carries: the HTTP client's own defaults
-(``User-Agent: python-httpx``, ``Accept``, ``Accept-Encoding``) are removed so a vendor's request
-looks like the vendor's and a replay like the capture; the client adds only ``Host`` and
-``Content-Length``. Cookies are never kept (a target's ``Set-Cookie`` must not leak into the
-next delivery), environment proxies are ignored (vendors do not use your proxy), and redirects
-are not followed (vendors count a 3xx as a failure).
+Requests go out with exactly the headers the delivery carries, plus ``Host`` and
+``Content-Length`` where it has none, placed as httpx places them. No client defaults
+(``User-Agent``, ``Accept``, ``Accept-Encoding``), so a vendor's request looks like the
+vendor's and a replay like the capture; no cookies kept (a target's ``Set-Cookie`` must not
+leak into the next delivery); no environment proxies (vendors do not use your proxy); no
+redirects followed (vendors count a 3xx as a failure).
+
+The requests go through httpcore, the connection pool under httpx, rather than
+``httpx.Client``: every behaviour above is what a bare pool does anyway, and the client's layers
+(its request and response models, auth, redirect and cookie handling) cost a third of a
+delivery's CPU at concurrency 16 (``bench/deliver.py`` prints both loops). httpx still parses
+the URL (once per distinct URL) and decodes a content-encoded response's excerpt.
 """
 
 from __future__ import annotations
 
 import errno
-import http.cookiejar
+import functools
 import socket
 import ssl
 import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 
+import httpcore
 import httpx
 
 EXCERPT_BYTES = 4096
 DRAIN_LIMIT = 1024 * 1024
 """Read at most this much of a response (then drop the connection): enough to reuse the
 connection for any normal answer, bounded against a target that streams forever."""
+KEEPALIVE_EXPIRY = 5.0
+"""Idle pooled connections close after this long (httpx's default)."""
 
 Pairs = list[tuple[str, str]]
 
@@ -39,36 +48,63 @@ def default_ssl_context() -> ssl.SSLContext:
     return client_context()
 
 
-class _RefuseAll(http.cookiejar.DefaultCookiePolicy):
-    def set_ok(self, cookie: http.cookiejar.Cookie, request: object) -> bool:
-        return False
+class Client:
+    """One pool of keep-alive connections per engine, shared by its workers (thread-safe)."""
 
-    def return_ok(self, cookie: http.cookiejar.Cookie, request: object) -> bool:
-        return False
+    def __init__(self, *, ssl_context: ssl.SSLContext | None = None, pool_size: int = 16
+                 ) -> None:
+        self.pool = httpcore.ConnectionPool(
+            ssl_context=ssl_context if ssl_context is not None else default_ssl_context(),
+            max_connections=pool_size * 2, max_keepalive_connections=pool_size,
+            keepalive_expiry=KEEPALIVE_EXPIRY, http1=True, http2=False, retries=0)
 
-
-class _NoCookies(httpx.Cookies):
-    """Skips even parsing ``Set-Cookie`` (httpx builds urllib compatibility objects for every
-    response otherwise, a measurable share of a delivery's cost)."""
-
-    def extract_cookies(self, response: httpx.Response) -> None:
-        return None
+    def close(self) -> None:
+        self.pool.close()
 
 
-def make_client(*, ssl_context: ssl.SSLContext | None = None, pool_size: int = 16,
-                transport: httpx.BaseTransport | None = None) -> httpx.Client:
-    """One pooled client per engine, shared by its workers (httpx.Client is thread-safe)."""
-    client = httpx.Client(
-        verify=ssl_context if ssl_context is not None else default_ssl_context(),
-        limits=httpx.Limits(max_connections=pool_size * 2, max_keepalive_connections=pool_size),
-        follow_redirects=False, trust_env=False, transport=transport,
-        cookies=http.cookiejar.CookieJar(policy=_RefuseAll()),
-    )
-    if isinstance(getattr(client, "_cookies", None), httpx.Cookies):
-        client._cookies = _NoCookies(http.cookiejar.CookieJar(policy=_RefuseAll()))
-    for name in list(client.headers.keys()):
-        del client.headers[name]
-    return client
+def make_client(*, ssl_context: ssl.SSLContext | None = None, pool_size: int = 16) -> Client:
+    return Client(ssl_context=ssl_context, pool_size=pool_size)
+
+
+@dataclass(frozen=True)
+class _Target:
+    url: httpcore.URL
+    netloc: bytes  # the Host header's value
+    text: str      # the URL as recorded on the attempt
+
+
+@functools.lru_cache(maxsize=1024)
+def _target(url: str) -> _Target:
+    """Parsed as httpx parses it (percent-encoding, IDNA host, default port dropped), once
+    per distinct URL: deliveries to one target repeat it."""
+    u = httpx.URL(url)
+    if u.scheme not in ("http", "https"):
+        raise httpx.UnsupportedProtocol(
+            f"Request URL has an unsupported protocol '{u.scheme}://'." if u.scheme else
+            "Request URL is missing an 'http://' or 'https://' protocol.")
+    if not u.host:
+        raise httpx.InvalidURL("Request URL has no host.")
+    return _Target(httpcore.URL(scheme=u.raw_scheme, host=u.raw_host, port=u.port,
+                                target=u.raw_path), u.netloc, str(u))
+
+
+def request_headers(method: str, target: _Target, headers: Sequence[tuple[str, str]],
+                    body: bytes | None) -> list[tuple[bytes, bytes]]:
+    """The header block as httpx would write it: ``Host`` first unless given, then
+    ``Content-Length: 0`` for an empty POST/PUT/PATCH, the delivery's headers in order, and
+    ``Content-Length`` of a body last. Values are latin-1, the bytes a capture recorded."""
+    raw = [(n.encode("latin-1"), v.encode("latin-1")) for n, v in headers]
+    names = {n.lower() for n, _ in raw}
+    framed = b"content-length" in names or b"transfer-encoding" in names
+    head: list[tuple[bytes, bytes]] = []
+    if b"host" not in names:
+        head.append((b"Host", target.netloc))
+    if body:
+        if not framed:
+            raw.append((b"Content-Length", str(len(body)).encode()))
+    elif not framed and method in ("POST", "PUT", "PATCH"):
+        head.append((b"Content-Length", b"0"))
+    return head + raw if head else raw
 
 
 @dataclass
@@ -85,31 +121,47 @@ class Outcome:
     error: str | None
 
 
-def attempt(client: httpx.Client, method: str, url: str, headers: Sequence[tuple[str, str]],
+def _latin1(pairs: Sequence[tuple[bytes, bytes]]) -> Pairs:
+    return [(k.decode("latin-1"), v.decode("latin-1")) for k, v in pairs]
+
+
+def attempt(client: Client, method: str, url: str, headers: Sequence[tuple[str, str]],
             body: bytes, timeout: float, *, keep: int = EXCERPT_BYTES,
             raw: bool = False) -> Outcome:
     """Send one request; never raises for network trouble (it becomes ``error``).
 
-    ``keep``: bytes of the response body kept in ``excerpt``; ``raw``: keep them as sent
-    (still content-encoded), as a proxy passing the response on needs them."""
+    ``keep``: bytes of the response body kept in ``excerpt`` (content-decoded); ``raw``: keep
+    them as sent (still content-encoded), as a proxy passing the response on needs them."""
     sent: Pairs = [(n, v) for n, v in headers]
+    shown = url
     start = time.perf_counter()
     deadline = start + timeout
     try:
-        request = client.build_request(method, url, headers=sent,
-                                       content=body if body or method not in ("GET", "HEAD")
-                                       else None, timeout=httpx.Timeout(timeout))
-        sent = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in request.headers.raw]
-        response = client.send(request, stream=True)
+        target = _target(url)
+        shown = target.text
+        content = body if body or method not in ("GET", "HEAD") else None
+        block = request_headers(method, target, sent, content)
+        sent = _latin1(block)
+        response = client.pool.handle_request(httpcore.Request(
+            method.encode("ascii"), target.url, headers=block, content=content or b"",
+            extensions={"timeout": dict.fromkeys(("connect", "read", "write", "pool"),
+                                                 timeout)}))
     except Exception as exc:  # noqa: BLE001 - every failure is recorded on the attempt
-        return Outcome(url, sent, None, None, None, None, _ms(start), describe_error(exc, timeout))
+        return Outcome(shown, sent, None, None, None, None, _ms(start),
+                       describe_error(exc, timeout))
+    resp_headers = _latin1(response.headers)
+    decode = not raw and any(k.lower() == b"content-encoding" and v.strip().lower()
+                             not in (b"", b"identity") for k, v in response.headers)
     error = None
     excerpt = bytearray()
+    chunks: list[bytes] = []  # all of it, only when it must be decoded first
     size = 0
     try:
-        for chunk in (response.iter_raw() if raw else response.iter_bytes()):
+        for chunk in response.iter_stream():
             size += len(chunk)
-            if len(excerpt) < keep:
+            if decode:
+                chunks.append(chunk)
+            elif len(excerpt) < keep:
                 excerpt += chunk[:keep - len(excerpt)]
             if size > DRAIN_LIMIT:
                 break
@@ -120,12 +172,29 @@ def attempt(client: httpx.Client, method: str, url: str, headers: Sequence[tuple
         error = describe_error(exc, timeout)
     finally:
         response.close()
+    if decode:
+        try:
+            excerpt, size = _decoded(response.status, response.headers, b"".join(chunks), keep)
+        except Exception as exc:  # noqa: BLE001 - a body that does not decode
+            error = error or describe_error(exc, timeout)
     if error is None and time.perf_counter() > deadline:
         error = f"timeout after {timeout:g}s (answered in {time.perf_counter() - start:.1f}s)"
-    resp_headers = [(k.decode("latin-1"), v.decode("latin-1"))
-                    for k, v in response.headers.raw]
-    return Outcome(str(request.url), sent, response.status_code, resp_headers, bytes(excerpt),
-                   size, _ms(start), error)
+    return Outcome(shown, sent, response.status, resp_headers, bytes(excerpt), size,
+                   _ms(start), error)
+
+
+def _decoded(status: int, headers: Sequence[tuple[bytes, bytes]], body: bytes, keep: int
+             ) -> tuple[bytearray, int]:
+    """The first ``keep`` bytes of a content-encoded body, decoded as httpx decodes it (gzip,
+    deflate, and br/zstd where their packages are installed), and the decoded size."""
+    response = httpx.Response(status, headers=list(headers), content=body)
+    excerpt = bytearray()
+    size = 0
+    for chunk in response.iter_bytes():
+        size += len(chunk)
+        if len(excerpt) < keep:
+            excerpt += chunk[:keep - len(excerpt)]
+    return excerpt, size
 
 
 def _ms(start: float) -> float:
@@ -145,7 +214,7 @@ def describe_error(exc: BaseException, timeout: float) -> str:
     """A short, stable description: ``connection refused``, ``timeout after 30s``,
     ``TLS: certificate verify failed: self-signed certificate``, ``DNS: …``."""
     chain = _chain(exc)
-    if isinstance(exc, httpx.TimeoutException):
+    if isinstance(exc, httpx.TimeoutException | httpcore.TimeoutException):
         return f"timeout after {timeout:g}s"
     for e in chain:
         if isinstance(e, ssl.SSLCertVerificationError):
@@ -169,12 +238,13 @@ def describe_error(exc: BaseException, timeout: float) -> str:
         return "connection refused"
     if "name or service not known" in lowered or "nodename nor servname" in lowered:
         return f"DNS: {text}"
-    if isinstance(exc, httpx.RemoteProtocolError):
+    if isinstance(exc, httpx.RemoteProtocolError | httpcore.RemoteProtocolError):
         if "without sending" in lowered or "disconnected" in lowered:
             return "connection closed without a response"
         return f"protocol error: {text}"
-    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL):
+    if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL
+                  | httpcore.UnsupportedProtocol):
         return f"invalid URL: {text}"
-    if isinstance(exc, httpx.NetworkError):
+    if isinstance(exc, httpx.NetworkError | httpcore.NetworkError):
         return f"network error: {text or type(exc).__name__}"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
