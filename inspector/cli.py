@@ -24,6 +24,9 @@ def setting_options(func: Any) -> Any:
             kwargs.update(type=s.type, multiple=True)
         else:
             kwargs["type"] = s.type
+            if s.minimum is not None:
+                kwargs["type"] = (click.IntRange(min=int(s.minimum)) if s.type is int
+                                  else click.FloatRange(min=s.minimum))
             if s.default is not None:
                 kwargs["help"] = f"{s.help} [default: {s.default}]"
         func = click.option(s.option, s.name, **kwargs)(func)

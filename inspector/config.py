@@ -34,6 +34,7 @@ class Setting:
     flag: str | None = None  # defaults to --<name with dashes>
     is_flag: bool = False
     multiple: bool = False
+    minimum: float | None = None  # numbers below it are refused (e.g. --max-deliveries 0)
 
     @property
     def envvar(self) -> str:
@@ -47,19 +48,20 @@ class Setting:
 SETTINGS: list[Setting] = [
     Setting("host", "127.0.0.1", "Interface to bind. Keep the loopback default unless you "
             "know who else can reach this machine."),
-    Setting("port", 8787, "Port for the UI, the API, the websocket and the capture URLs.", int),
+    Setting("port", 8787, "Port for the UI, the API, the websocket and the capture URLs.", int,
+            minimum=0),
     Setting("db", None, "SQLite database file (default: inspector.db in the user data dir)."),
     Setting("max_body", 10 * MiB, "Largest request body stored, in bytes; larger ones get 413.",
-            int),
+            int, minimum=1),
     Setting("max_captures", 10_000, "Captures kept per bin; the oldest are pruned beyond it.",
-            int),
+            int, minimum=1),
     Setting("max_deliveries", 10_000, "Deliveries kept, with their attempts: settled ones "
             "older than the newest this many are pruned; pending ones, and forwards whose "
-            "capture is kept, stay.", int),
+            "capture is kept, stay.", int, minimum=1),
     Setting("workers", 1, "Server worker processes; more than one runs gunicorn. Live updates "
-            "reach every websocket whichever worker captured the request.", int),
+            "reach every websocket whichever worker captured the request.", int, minimum=1),
     Setting("threads", 128, "Threads per worker; each open websocket holds one, so keep it "
-            "above the number of inspector tabs and live clients.", int),
+            "above the number of inspector tabs and live clients.", int, minimum=1),
     Setting("server", "auto", "HTTP server: auto (uvicorn for one worker, gunicorn for "
             "several, Werkzeug where neither is installed), uvicorn, gunicorn or werkzeug."),
     Setting("sync", "normal", "When SQLite calls fsync: normal (at checkpoints: a power loss "
@@ -67,18 +69,18 @@ SETTINGS: list[Setting] = [
             "loses nothing answered, fsync stalls no capture, but a power loss may damage the "
             "file)."),
     Setting("retry_scale", 1.0, "Multiply every vendor's retry delays (jitter included); "
-            "0 retries at once.", float),
+            "0 retries at once.", float, minimum=0),
     Setting("strict_vendor_rules", False, "Refuse what the vendor would refuse (e.g. http:// "
             "targets for Audian and Audata) instead of warning.", bool, is_flag=True),
     Setting("max_response_delay", 30.0, "Cap, in seconds, on a bin's configured response delay.",
-            float),
+            float, minimum=0),
     Setting("fixtures", None, "Folder of vendor fixtures to use instead of the shipped ones "
             "(copy fixtures/ and edit it)."),
     Setting("open", False, "Open the inspector in the default browser once the server is up.",
             bool, is_flag=True),
     Setting("tls", False, "Also serve everything over HTTPS on --tls-port, with a certificate "
             "from a local CA (see 'webhook-inspector ca').", bool, is_flag=True),
-    Setting("tls_port", 8443, "Port for HTTPS (with --tls).", int),
+    Setting("tls_port", 8443, "Port for HTTPS (with --tls).", int, minimum=0),
     Setting("tls_name", None, "Extra names (host names or IP addresses, comma-separated) for "
             "the HTTPS certificate, besides localhost, 127.0.0.1 and ::1."),
     Setting("tls_cert", None, "Your own certificate (PEM) for HTTPS instead of one from the "
@@ -147,8 +149,11 @@ def parse_value(setting: Setting, raw: str) -> Any:
             if low in {"0", "false", "no", "off"}:
                 return False
             raise ValueError(raw)
-        return setting.type(raw)
+        value = setting.type(raw)
     except ValueError:
         raise ValueError(
             f"{setting.envvar}={raw!r} is not a valid {setting.type.__name__}"
         ) from None
+    if setting.minimum is not None and value < setting.minimum:
+        raise ValueError(f"{setting.envvar}={raw!r}: must be at least {setting.minimum:g}")
+    return value

@@ -609,12 +609,18 @@ class Forwarder:
                                                            len(body)), body
         why = (last.error or f"HTTP {last.response_status}") if last is not None else \
             "queued behind earlier forwards to the same target"
-        return self._bad_gateway(d, why)
+        final = done.error if done is not None and done.status == "failed" else None
+        return self._bad_gateway(d, why, final)
 
     @staticmethod
-    def _bad_gateway(d: Delivery, why: str) -> tuple[int, list[tuple[str, str]], bytes]:
+    def _bad_gateway(d: Delivery, why: str, final: str | None = None
+                     ) -> tuple[int, list[tuple[str, str]], bytes]:
+        """``final``: the forward has settled as failed (cancelled meanwhile): why, instead
+        of a promise of retries."""
+        then = (f"the forward failed and will not be retried ({final})" if final
+                else "the capture is queued and will be retried")
         body = json.dumps({"error": f"forward target {d.url} could not be reached: {why}; "
-                                    "the capture is queued and will be retried",
+                                    f"{then}",
                            "delivery": d.id, "capture_id": d.capture_id}).encode()
         return 502, [("Content-Type", "application/json"),
                      ("Content-Length", str(len(body)))], body

@@ -54,6 +54,28 @@ def test_config_from_env_and_overrides(monkeypatch) -> None:
         raise AssertionError("bad env value accepted")
 
 
+@pytest.mark.parametrize(("args", "env", "named"), [
+    (["--max-deliveries", "0"], {}, "--max-deliveries"),
+    (["--threads", "-4"], {}, "--threads"),
+    ([], {"INSPECTOR_MAX_CAPTURES": "0"}, "INSPECTOR_MAX_CAPTURES"),
+    ([], {"INSPECTOR_RETRY_SCALE": "-1"}, "INSPECTOR_RETRY_SCALE"),
+])
+def test_counts_below_their_minimum_are_refused(tmp_path, args, env, named) -> None:
+    # --max-deliveries 0 once started a server that pruned every settled delivery.
+    r = subprocess.run([sys.executable, "-m", "inspector", "serve", "--port", str(free_port()),
+                        "--db", str(tmp_path / "x.db"), *args],
+                       capture_output=True, text=True, timeout=30, env={**os.environ, **env})
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert named in r.stderr and "range" in r.stderr
+    assert not (tmp_path / "x.db").exists()
+
+
+def test_env_minimum_applies_without_the_cli(monkeypatch) -> None:
+    monkeypatch.setenv("INSPECTOR_MAX_DELIVERIES", "0")
+    with pytest.raises(ValueError, match="INSPECTOR_MAX_DELIVERIES='0': must be at least 1"):
+        Config.from_env()
+
+
 def test_ready_message_env_settings_and_persistence(tmp_path) -> None:
     port = free_port()
     db = tmp_path / "env.db"

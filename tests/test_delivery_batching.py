@@ -330,6 +330,44 @@ def test_old_settled_deliveries_are_pruned_pending_ones_kept(tmp_path: Path) -> 
         sink.close()
 
 
+
+def test_refusals_alone_also_prune(tmp_path: Path) -> None:
+    # With --strict-vendor-rules every http:// send to Audian is refused at create: nothing
+    # is ever attempted, and these deliveries once piled up for ever.
+    db = Database(tmp_path / "refused.db")
+    try:
+        eng = DeliveryEngine(db, catalog=default_catalog(), strict_vendor_rules=True,
+                             retry_scale=1, max_deliveries=100).start()
+        refused = [eng.send("audian", "call.completed", "http://127.0.0.1:9/x")
+                   for _ in range(350)]
+        assert {d.status for d in refused} == {"failed"}
+        count = db.read(lambda c: c.execute("SELECT COUNT(*) FROM deliveries").fetchone()[0])
+        assert count <= 100 + 100 + 100  # the newest 100, plus at most what a pass leaves
+        assert refused[-1].id in db.read(lambda c: [r[0] for r in c.execute(
+            "SELECT id FROM deliveries")])
+        eng.close()
+    finally:
+        db.close()
+
+
+def test_cancels_alone_also_prune(tmp_path: Path) -> None:
+    db = Database(tmp_path / "cancelled.db")
+    try:
+        eng = DeliveryEngine(db, catalog=default_catalog(), retry_scale=1,
+                             max_deliveries=100).start()
+        # Refused connections: Audian retries a minute later, so each stays pending until
+        # cancelled, and only the cancels settle anything.
+        ids = [eng.send("audian", "call.completed", "http://127.0.0.1:9/x").id
+               for _ in range(160)]
+        for i in ids:
+            eng.cancel(i)
+        left = db.read(lambda c: [r[0] for r in c.execute("SELECT id FROM deliveries")])
+        assert ids[0] not in left and ids[-1] in left
+        assert len(left) <= 100 + 100
+        eng.close()
+    finally:
+        db.close()
+
 def test_a_failed_create_write_does_not_wedge_later_creates(tmp_path: Path, monkeypatch) -> None:
     """Another program holds SQLite's write lock past the busy timeout: the create waiting on
     that write fails at once, and the next create (lock gone) works."""

@@ -308,6 +308,34 @@ def test_proxy_mode_502_when_down_then_queued(make_server, apps) -> None:
     assert r.status_code == 200 and r.content == b"ok"
 
 
+def test_proxy_mode_waiting_forward_cancelled_is_not_promised_a_retry(make_server) -> None:
+    srv = make_server(retry_scale=1)  # the first forward's retry is a minute away
+    port = closed_port()
+    put_rules(srv.url, "px3", {"targets": [f"http://127.0.0.1:{port}/x"], "mode": "proxy",
+                               "timeout": 20})
+    assert httpx.post(f"{srv.url}/in/px3", content=b"first", timeout=10).status_code == 502
+    answer: list[httpx.Response] = []
+    sender = threading.Thread(target=lambda: answer.append(
+        httpx.post(f"{srv.url}/in/px3", content=b"second", timeout=30)))
+    sender.start()  # queued behind the first: its sender waits for its turn
+    deadline = time.monotonic() + 10
+    while True:
+        pending = httpx.get(f"{srv.url}/api/deliveries", params={"status": "pending"},
+                            timeout=10).json()["deliveries"]
+        if len(pending) == 2:
+            break
+        assert time.monotonic() < deadline, pending
+        time.sleep(0.05)
+    second = max(d["id"] for d in pending)
+    assert httpx.post(f"{srv.url}/api/deliveries/{second}/cancel",
+                      timeout=10).status_code == 200
+    sender.join(15)
+    assert answer and answer[0].status_code == 502
+    err = answer[0].json()["error"]
+    assert "will not be retried (cancelled)" in err and "will be retried" not in \
+        err.replace("will not be retried", "")
+
+
 def test_hop_by_hop_headers_not_forwarded_from_the_wire(make_server, apps) -> None:
     srv = make_server()
     app = apps()

@@ -373,6 +373,7 @@ class DeliveryStore:
             taken += self._gathered
             self._gathered = []
         news = [new for new, _ in taken]
+        self._prune_if_due(conn)
         conn.execute("SAVEPOINT gathered")
         try:
             made: list[Delivery | Exception] = list(self._insert_many(conn, news))
@@ -388,6 +389,7 @@ class DeliveryStore:
                     made.append(exc)
                 conn.execute("RELEASE one")
         conn.execute("RELEASE gathered")
+        self._count_settled(sum(1 for d in made if isinstance(d, Delivery) and d.settled))
         return made
 
     @classmethod
@@ -521,24 +523,32 @@ class DeliveryStore:
     def _record_and_prune(self, conn: sqlite3.Connection,
                           items: list[tuple[Delivery, str | None, AttemptResult]]
                           ) -> list[Delivery | Exception]:
-        if (self.max_deliveries is not None
-                and self._settled_since_prune >= max(100, self.max_deliveries // 10)):
-            # Before this batch's records: a delivery settling now is still pending here, so
-            # nobody is told of a delivery that is already gone.
-            self._settled_since_prune = 0
-            conn.execute("SAVEPOINT prune")
-            try:
-                self.prune(conn, self.max_deliveries)
-            except sqlite3.Error:  # never at the cost of the records
-                conn.execute("ROLLBACK TO prune")
-                log.exception("pruning old deliveries failed")
-            conn.execute("RELEASE prune")
+        # Before this batch's records: a delivery settling now is still pending here, so
+        # nobody is told of a delivery that is already gone.
+        self._prune_if_due(conn)
         out = self._record_many(conn, items)
-        if self.max_deliveries is not None:
-            # Settles are what make deliveries prunable: look once per tenth of the limit.
-            self._settled_since_prune += sum(
-                1 for d in out if isinstance(d, Delivery) and d.status != "pending")
+        self._count_settled(sum(1 for d in out if isinstance(d, Delivery) and d.settled))
         return out
+
+    def _count_settled(self, n: int) -> None:
+        """Settles (recorded, cancelled, refused at create) are what make deliveries
+        prunable: once a tenth of the limit has settled, the writer's next delivery write
+        prunes first. Writer thread only."""
+        if self.max_deliveries is not None:
+            self._settled_since_prune += n
+
+    def _prune_if_due(self, conn: sqlite3.Connection) -> None:
+        if (self.max_deliveries is None
+                or self._settled_since_prune < max(100, self.max_deliveries // 10)):
+            return
+        self._settled_since_prune = 0
+        conn.execute("SAVEPOINT prune")
+        try:
+            self.prune(conn, self.max_deliveries)
+        except sqlite3.Error:  # never at the cost of the write it precedes
+            conn.execute("ROLLBACK TO prune")
+            log.exception("pruning old deliveries failed")
+        conn.execute("RELEASE prune")
 
     @staticmethod
     def prune(conn: sqlite3.Connection, keep: int, most: int | None = None) -> int:
@@ -689,6 +699,7 @@ class DeliveryStore:
     def fail(self, delivery_id: int, error: str) -> Delivery | None:
         """Settle a pending delivery as failed without an attempt (e.g. its vendor vanished)."""
         def run(conn: sqlite3.Connection) -> Delivery | None:
+            self._prune_if_due(conn)  # before: this one is still pending, so it stays
             now = utc_now()
             row = conn.execute(
                 "UPDATE deliveries SET status = 'failed', error = ?, updated_at = ?,"
@@ -697,6 +708,7 @@ class DeliveryStore:
                 (error, now, now, delivery_id)).fetchone()
             if row:
                 _promote_after(conn, delivery_id, now)
+                self._count_settled(1)
             return _row_to_delivery(row) if row else None
         return self.db.write(run)
 
