@@ -63,6 +63,7 @@ def create_app(config: Config | None = None, *, multiprocess: bool = False) -> F
     svc = Services(config=config, db=db, store=store, hub=hub, guard=guard)
     svc.extra.update(delivery=delivery, forwarder=forwarder)
     svc.extra.setdefault("closers", []).append(delivery.close)
+    svc.extra.setdefault("stopping", []).append(delivery.release_waiters)
 
     # Live: the hub hears of every commit (ours, and other workers' through the notifier)
     # and of every delivery change.

@@ -263,8 +263,12 @@ def protocols(wsgi_app: Callable[..., Iterable[bytes]]) -> tuple[type, type]:
 
 
 def run_asgi(app: Any, config: Any, announce: Callable[[int], None] | None = None, *,
-             http: Any = "httptools", ws: Any = "none") -> None:
-    """Run an ASGI app with the server settings of ``serve`` (also the benchmark's ceiling)."""
+             http: Any = "httptools", ws: Any = "none",
+             stopping: Callable[[], None] | None = None) -> None:
+    """Run an ASGI app with the server settings of ``serve`` (also the benchmark's ceiling).
+
+    ``stopping``: called once the listeners are closed, before the graceful wait for the
+    open connections (so requests that wait on something can answer within it)."""
     try:
         import uvloop  # noqa: F401
 
@@ -287,6 +291,11 @@ def run_asgi(app: Any, config: Any, announce: Callable[[int], None] | None = Non
             if announce is not None and self.started and not self.should_exit:
                 announce(config.port)
 
+        async def shutdown(self, sockets: Any = None) -> None:
+            if stopping is not None:
+                stopping()
+            await super().shutdown(sockets)
+
     try:
         Server(server_config).run()
     except KeyboardInterrupt:
@@ -304,7 +313,7 @@ def serve_uvicorn(config: Any, announce: Callable[[int], None] | None = None,
     tls_listener = tls.start(app) if tls is not None else None
     try:
         run_asgi(AsgiFront(app, config.threads), config, announce, http=http_class,
-                 ws=ws_class)
+                 ws=ws_class, stopping=app.extensions["inspector"].stopping)
     finally:
         if tls_listener is not None:
             tls_listener.stop()

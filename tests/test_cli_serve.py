@@ -125,6 +125,34 @@ def test_ctrl_c_stops_within_two_seconds_with_websocket_open(tmp_path, kind: str
     ws.close()
 
 
+def test_ctrl_c_answers_a_waiting_send_with_its_pending_delivery(tmp_path) -> None:
+    # POST /api/send?wait=30 to a target that is down: Ctrl-C used to hold that client for
+    # the whole graceful timeout and then cut it off with a 500.
+    port = free_port()
+    proc = start_cli_server(tmp_path / "w.db", port)
+    answer: list[httpx.Response] = []
+    sender = threading.Thread(target=lambda: answer.append(httpx.post(
+        f"http://127.0.0.1:{port}/api/send?wait=30", timeout=30,
+        json={"vendor": "audian", "event": "call.completed",
+              "url": f"http://127.0.0.1:{free_port()}/down"})))
+    sender.start()
+    deadline = time.monotonic() + 10
+    while not sqlite3.connect(tmp_path / "w.db").execute(
+            "SELECT COUNT(*) FROM delivery_attempts").fetchone()[0]:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    t0 = time.monotonic()
+    os.killpg(proc.pid, signal.SIGINT)
+    sender.join(10)
+    proc.wait(timeout=10)
+    assert time.monotonic() - t0 < 1.0
+    assert answer and answer[0].status_code == 201, answer
+    d = answer[0].json()["delivery"]
+    assert d["status"] == "pending" and d["attempts"][0]["error"] == "connection refused"
+    out = proc.stdout.read().decode()
+    assert "Traceback" not in out and "ERROR" not in out, out
+
+
 @pytest.mark.parametrize("kind", ["gunicorn", "uvicorn"])
 def test_sigkill_mid_load_loses_no_acknowledged_request(tmp_path, kind: str) -> None:
     """Every request answered 2xx is in the database after a SIGKILL and a restart."""

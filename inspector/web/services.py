@@ -22,7 +22,14 @@ class Services:
     guard: HostGuard
     extra: dict[str, Any] = field(default_factory=dict)
 
+    def stopping(self) -> None:
+        """The server has stopped accepting: requests still waiting (``?wait=`` sends,
+        proxy-mode forwards) answer now, inside the graceful-shutdown window."""
+        for hook in self.extra.get("stopping", []):
+            hook()
+
     def close(self) -> None:
+        self.stopping()
         self.hub.close()
         for closer in self.extra.get("closers", []):
             closer()
