@@ -21,7 +21,8 @@ import functools
 import socket
 import ssl
 import time
-from collections.abc import Sequence
+import zlib
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import httpcore
@@ -150,18 +151,15 @@ def attempt(client: Client, method: str, url: str, headers: Sequence[tuple[str, 
         return Outcome(shown, sent, None, None, None, None, _ms(start),
                        describe_error(exc, timeout))
     resp_headers = _latin1(response.headers)
-    decode = not raw and any(k.lower() == b"content-encoding" and v.strip().lower()
-                             not in (b"", b"identity") for k, v in response.headers)
+    encoded = not raw and any(k.lower() == b"content-encoding" and v.strip().lower()
+                              not in (b"", b"identity") for k, v in response.headers)
     error = None
     excerpt = bytearray()
-    chunks: list[bytes] = []  # all of it, only when it must be decoded first
     size = 0
     try:
-        for chunk in response.iter_stream():
+        for chunk in (_decoding(response) if encoded else response.iter_stream()):
             size += len(chunk)
-            if decode:
-                chunks.append(chunk)
-            elif len(excerpt) < keep:
+            if len(excerpt) < keep:
                 excerpt += chunk[:keep - len(excerpt)]
             if size > DRAIN_LIMIT:
                 break
@@ -172,29 +170,65 @@ def attempt(client: Client, method: str, url: str, headers: Sequence[tuple[str, 
         error = describe_error(exc, timeout)
     finally:
         response.close()
-    if decode:
-        try:
-            excerpt, size = _decoded(response.status, response.headers, b"".join(chunks), keep)
-        except Exception as exc:  # noqa: BLE001 - a body that does not decode
-            error = error or describe_error(exc, timeout)
     if error is None and time.perf_counter() > deadline:
         error = f"timeout after {timeout:g}s (answered in {time.perf_counter() - start:.1f}s)"
     return Outcome(shown, sent, response.status, resp_headers, bytes(excerpt), size,
                    _ms(start), error)
 
 
-def _decoded(status: int, headers: Sequence[tuple[bytes, bytes]], body: bytes, keep: int
-             ) -> tuple[bytearray, int]:
-    """The first ``keep`` bytes of a content-encoded body, decoded as httpx decodes it (gzip,
-    deflate, and br/zstd where their packages are installed), and the decoded size."""
-    response = httpx.Response(status, headers=list(headers), content=body)
-    excerpt = bytearray()
-    size = 0
-    for chunk in response.iter_bytes():
-        size += len(chunk)
-        if len(excerpt) < keep:
-            excerpt += chunk[:keep - len(excerpt)]
-    return excerpt, size
+class _Raw(httpx.SyncByteStream):
+    def __init__(self, response: httpcore.Response) -> None:
+        self._response = response
+
+    def __iter__(self) -> Iterator[bytes]:
+        return iter(self._response.iter_stream())
+
+
+class DecodeError(Exception):
+    """A content-encoded body that does not decode."""
+
+
+INFLATE_STEP = 64 * 1024
+"""Most decoded bytes one inflate call makes: with DRAIN_LIMIT, what bounds the memory a
+small, highly compressed answer (a gzip bomb) can take."""
+
+
+def _decoding(response: httpcore.Response) -> Iterator[bytes]:
+    """A content-encoded body decoded as it arrives, at most INFLATE_STEP bytes at a time, so
+    DRAIN_LIMIT bounds the decoded size too. gzip and deflate here (zlib); anything else
+    (br, zstd, several codings) by httpx's decoders, as before."""
+    coding = b",".join(v for k, v in response.headers if k.lower() == b"content-encoding")
+    codings = [c.strip().lower() for c in coding.split(b",") if c.strip()]
+    if codings in ([b"gzip"], [b"x-gzip"], [b"deflate"]):
+        return _inflate(response.iter_stream(), codings[0].decode())
+    wrapped = httpx.Response(response.status, headers=list(response.headers),
+                             stream=_Raw(response))
+    return wrapped.iter_bytes()
+
+
+def _inflate(chunks: Iterator[bytes], coding: str) -> Iterator[bytes]:
+    inflater = None
+    try:
+        for chunk in chunks:
+            if inflater is None:
+                if coding == "deflate":  # zlib-wrapped, as the RFC says, or raw, as IIS sent
+                    wrapped = len(chunk) > 1 and chunk[0] & 0x0F == 8 and \
+                        (chunk[0] << 8 | chunk[1]) % 31 == 0
+                    inflater = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+                else:
+                    inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
+            data = chunk
+            while data:
+                out = inflater.decompress(data, INFLATE_STEP)
+                if out:
+                    yield out
+                data = inflater.unconsumed_tail
+        if inflater is not None:
+            rest = inflater.flush()
+            if rest:
+                yield rest
+    except zlib.error as exc:
+        raise DecodeError(f"the {coding} body does not decode: {exc}") from None
 
 
 def _ms(start: float) -> float:
@@ -245,6 +279,8 @@ def describe_error(exc: BaseException, timeout: float) -> str:
     if isinstance(exc, httpx.UnsupportedProtocol | httpx.InvalidURL
                   | httpcore.UnsupportedProtocol):
         return f"invalid URL: {text}"
+    if isinstance(exc, DecodeError):
+        return str(exc)
     if isinstance(exc, httpx.NetworkError | httpcore.NetworkError):
         return f"network error: {text or type(exc).__name__}"
     return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
