@@ -11,7 +11,10 @@ The requests go through httpcore, the connection pool under httpx, rather than
 ``httpx.Client``: every behaviour above is what a bare pool does anyway, and the client's layers
 (its request and response models, auth, redirect and cookie handling) cost a third of a
 delivery's CPU at concurrency 16 (``bench/deliver.py`` prints both loops). httpx still parses
-the URL (once per distinct URL) and decodes a content-encoded response's excerpt.
+the URL (once per distinct URL). Where the bytes differ from what httpx.Client wrote, it is on
+purpose: header values go out as latin-1 (a capture's bytes, which httpx refused), the method
+as given (methods are case-sensitive), a caller's ``Transfer-Encoding`` without a
+``Content-Length`` beside it, and credentials in a URL are refused, not sent as Basic auth.
 """
 
 from __future__ import annotations
@@ -24,6 +27,7 @@ import time
 import zlib
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import httpcore
 import httpx
@@ -58,9 +62,11 @@ class Client:
             ssl_context=ssl_context if ssl_context is not None else default_ssl_context(),
             max_connections=pool_size * 2, max_keepalive_connections=pool_size,
             keepalive_expiry=KEEPALIVE_EXPIRY, http1=True, http2=False, retries=0)
+        self.closed = False
 
     def close(self) -> None:
-        self.pool.close()
+        self.closed = True  # an attempt that starts after this would open a connection that
+        self.pool.close()   # nobody closes
 
 
 def make_client(*, ssl_context: ssl.SSLContext | None = None, pool_size: int = 16) -> Client:
@@ -74,10 +80,17 @@ class _Target:
     text: str      # the URL as recorded on the attempt
 
 
-@functools.lru_cache(maxsize=1024)
+CACHED_URL = 2048
+"""URLs up to this long are parsed once and kept (most deliveries repeat a few targets);
+longer ones (a GET delivery's query string) are parsed each time rather than kept."""
+
+
 def _target(url: str) -> _Target:
-    """Parsed as httpx parses it (percent-encoding, IDNA host, default port dropped), once
-    per distinct URL: deliveries to one target repeat it."""
+    return _cached_target(url) if len(url) <= CACHED_URL else _parse_target(url)
+
+
+def _parse_target(url: str) -> _Target:
+    """Parsed as httpx parses it (percent-encoding, IDNA host, default port dropped)."""
     u = httpx.URL(url)
     if u.scheme not in ("http", "https"):
         raise httpx.UnsupportedProtocol(
@@ -85,8 +98,14 @@ def _target(url: str) -> _Target:
             "Request URL is missing an 'http://' or 'https://' protocol.")
     if not u.host:
         raise httpx.InvalidURL("Request URL has no host.")
+    if u.userinfo:  # httpx.Client turned these into Basic auth; check_url refuses them now
+        raise httpx.InvalidURL("credentials in the URL are not sent; use an Authorization "
+                               "header")
     return _Target(httpcore.URL(scheme=u.raw_scheme, host=u.raw_host, port=u.port,
                                 target=u.raw_path), u.netloc, str(u))
+
+
+_cached_target = functools.lru_cache(maxsize=256)(_parse_target)
 
 
 def request_headers(method: str, target: _Target, headers: Sequence[tuple[str, str]],
@@ -103,7 +122,7 @@ def request_headers(method: str, target: _Target, headers: Sequence[tuple[str, s
     if body:
         if not framed:
             raw.append((b"Content-Length", str(len(body)).encode()))
-    elif not framed and method in ("POST", "PUT", "PATCH"):
+    elif not framed and method.upper() in ("POST", "PUT", "PATCH"):
         head.append((b"Content-Length", b"0"))
     return head + raw if head else raw
 
@@ -138,6 +157,8 @@ def attempt(client: Client, method: str, url: str, headers: Sequence[tuple[str, 
     start = time.perf_counter()
     deadline = start + timeout
     try:
+        if client.closed:
+            raise RuntimeError("the delivery engine's client is closed")
         target = _target(url)
         shown = target.text
         content = body if body or method not in ("GET", "HEAD") else None
@@ -208,27 +229,41 @@ def _decoding(response: httpcore.Response) -> Iterator[bytes]:
 
 def _inflate(chunks: Iterator[bytes], coding: str) -> Iterator[bytes]:
     inflater = None
+    head = b""  # deflate: the first two bytes say zlib-wrapped (as the RFC says) or raw
     try:
         for chunk in chunks:
             if inflater is None:
-                if coding == "deflate":  # zlib-wrapped, as the RFC says, or raw, as IIS sent
-                    wrapped = len(chunk) > 1 and chunk[0] & 0x0F == 8 and \
-                        (chunk[0] << 8 | chunk[1]) % 31 == 0
-                    inflater = zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
-                else:
-                    inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
-            data = chunk
-            while data:
-                out = inflater.decompress(data, INFLATE_STEP)
-                if out:
-                    yield out
-                data = inflater.unconsumed_tail
+                if coding == "deflate":
+                    head += chunk
+                    if len(head) < 2:
+                        continue
+                    chunk, head = head, b""
+                inflater = _inflater(coding, chunk)
+            yield from _inflate_chunk(inflater, chunk)
+        if inflater is None and head:  # a one-byte body
+            inflater = _inflater(coding, head)
+            yield from _inflate_chunk(inflater, head)
         if inflater is not None:
             rest = inflater.flush()
             if rest:
                 yield rest
     except zlib.error as exc:
         raise DecodeError(f"the {coding} body does not decode: {exc}") from None
+
+
+def _inflater(coding: str, first: bytes) -> Any:
+    if coding != "deflate":
+        return zlib.decompressobj(zlib.MAX_WBITS | 16)
+    wrapped = len(first) > 1 and first[0] & 0x0F == 8 and (first[0] << 8 | first[1]) % 31 == 0
+    return zlib.decompressobj(zlib.MAX_WBITS if wrapped else -zlib.MAX_WBITS)
+
+
+def _inflate_chunk(inflater: Any, data: bytes) -> Iterator[bytes]:
+    while data:
+        out = inflater.decompress(data, INFLATE_STEP)
+        if out:
+            yield out
+        data = inflater.unconsumed_tail
 
 
 def _ms(start: float) -> float:
