@@ -285,3 +285,20 @@ def test_list_shows_every_subscription_with_recent_delivery_health(fast) -> None
     assert i["recent"]["count"] == 0 and i["state"] == "inactive"
     one = httpx.get(f"{api}/{bad['id']}").json()["subscription"]
     assert one["health"]["recent"] == b["recent"]
+
+
+def test_recent_health_keeps_its_window_after_deliveries_are_pruned(fast) -> None:
+    from inspector.storage.deliveries import DeliveryStore
+
+    api = fast.url + "/api/subscriptions"
+    sub = httpx.post(api, json={"vendor": "audata", "url": fast.url + "/in/h-pruned",
+                                "events": ["Listener.updated"]}).json()["subscription"]
+    ids = [d["delivery"]["id"] for _ in range(3)
+           for d in emit(fast, "audata", "Listener.updated")["deliveries"]]
+    settle(fast, ids)
+    db = fast.app.extensions["inspector"].db
+    assert db.write(lambda conn: DeliveryStore.prune(conn, keep=0)) >= 3  # all settled: gone
+    one = httpx.get(f"{api}/{sub['id']}").json()["subscription"]["health"]
+    assert (one["recent"]["count"], one["recent"]["delivered"]) == (3, 3)
+    assert one["recent"]["last_delivery"]["id"] == max(ids)
+    assert one["recent"]["last_delivery"]["event"] == "Listener.updated"

@@ -215,15 +215,22 @@ class SubscriptionStore:
                ) -> dict[str, dict[str, Any]]:
         """Per subscription, its newest ``window`` deliveries as they stand now (pending ones
         included, which the counters only see once settled) and the newest one: the health a
-        list of subscriptions shows. One indexed query per subscription, in one read."""
+        list of subscriptions shows. One indexed query per subscription, in one read.
+
+        A delivery pruned meanwhile (``--max-deliveries``; only settled ones are) still
+        counts, by the outcome its log row kept, so the window does not shrink."""
         def read(conn: sqlite3.Connection) -> dict[str, dict[str, Any]]:
             out = {}
             for sid in sub_ids:
                 rows = conn.execute(
-                    "SELECT d.id, d.status, d.last_status, d.last_error, d.attempt_count,"
-                    " d.event, d.created_at, d.settled_at"
-                    " FROM subscription_deliveries s JOIN deliveries d ON d.id = s.delivery_id"
-                    " WHERE s.subscription_id = ? ORDER BY s.delivery_id DESC LIMIT ?",
+                    "SELECT s.delivery_id, COALESCE(d.status, CASE WHEN s.outcome IS NULL"
+                    " THEN NULL WHEN s.outcome = 'delivered' THEN 'delivered' ELSE 'failed'"
+                    " END),"
+                    " d.last_status, d.last_error, d.attempt_count, COALESCE(d.event, s.event),"
+                    " COALESCE(d.created_at, s.created_at), d.settled_at"
+                    " FROM subscription_deliveries s LEFT JOIN deliveries d"
+                    " ON d.id = s.delivery_id WHERE s.subscription_id = ?"
+                    " ORDER BY s.delivery_id DESC LIMIT ?",
                     (sid, window)).fetchall()
                 counts = {"delivered": 0, "failed": 0, "pending": 0}
                 for r in rows:
