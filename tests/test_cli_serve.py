@@ -125,11 +125,12 @@ def test_ctrl_c_stops_within_two_seconds_with_websocket_open(tmp_path, kind: str
     ws.close()
 
 
-def test_ctrl_c_answers_a_waiting_send_with_its_pending_delivery(tmp_path) -> None:
+@pytest.mark.parametrize("kind", ["gunicorn", "uvicorn"])
+def test_ctrl_c_answers_a_waiting_send_with_its_pending_delivery(tmp_path, kind) -> None:
     # POST /api/send?wait=30 to a target that is down: Ctrl-C used to hold that client for
-    # the whole graceful timeout and then cut it off with a 500.
+    # the whole graceful timeout and then cut it off with a 500 (uvicorn).
     port = free_port()
-    proc = start_cli_server(tmp_path / "w.db", port)
+    proc = start_cli_server(tmp_path / "w.db", port, "--server", kind)
     answer: list[httpx.Response] = []
     sender = threading.Thread(target=lambda: answer.append(httpx.post(
         f"http://127.0.0.1:{port}/api/send?wait=30", timeout=30,
