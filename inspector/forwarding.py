@@ -55,10 +55,6 @@ a local app that comes back is served within about 30 s."""
 DEFAULT_TIMEOUT = 30.0
 MAX_TIMEOUT = 90.0
 MAX_TARGETS = 20
-JSON_ON_LOOP = 64 * 1024
-"""Largest body a JSON filter parses on an event-loop server's loop; a bigger one (up to
---max-body, 10 MiB by default: tens of milliseconds to parse) is matched on a thread, so
-it stalls no other capture."""
 RECHECK = 1.0
 """Seconds between checks of the rules version by a process (other workers' changes)."""
 
@@ -449,12 +445,10 @@ class Forwarder:
                              rules=rules)
 
     def add_later(self, new: NewCapture) -> Future[Stored] | None:
-        """:meth:`add` without blocking (an event-loop server awaits it); None when the
-        capture must be added on a thread with :meth:`add`: a bin in proxy mode (its sender
-        waits for the app), or a body over JSON_ON_LOOP that a JSON filter has to parse."""
+        """:meth:`add` without blocking (an event-loop server awaits it); None for a bin in
+        proxy mode, whose sender waits for the app: use :meth:`add` on a thread."""
         rules = self.rules_for(new.bin)
-        if rules is not None and (rules.mode == "proxy" or (
-                rules.needs_json and len(new.body or b"") > JSON_ON_LOOP)):
+        if rules is not None and rules.mode == "proxy":
             return None
         chosen = self.matching(rules, new) if rules is not None else []
         if rules is None or not chosen:
@@ -643,8 +637,7 @@ class ForwardingCaptures:
         return self._forwarder.add(new)
 
     def add_later(self, new: NewCapture) -> Future[Stored] | None:
-        """Non-blocking add (forwards written with the capture); None: add it on a thread
-        (see Forwarder.add_later)."""
+        """Non-blocking add (forwards written with the capture); None in proxy mode."""
         return self._forwarder.add_later(new)
 
     def __getattr__(self, name: str) -> Any:

@@ -16,14 +16,12 @@ import pytest
 
 from inspector import signing
 from inspector.forwarding import (
-    JSON_ON_LOOP,
     ForwardError,
     forward_headers,
     parse_json_path,
     parse_rules,
     target_url,
 )
-from inspector.storage import NewCapture
 
 from .conftest import free_port, raw_http, start_cli_server, stop_process
 
@@ -497,26 +495,6 @@ def test_resend_without_a_target_is_400(make_server, apps) -> None:
     assert [g.body for g in app.wait_for(2)] == [b"y", b"y"]
 
 
-def test_big_bodies_for_json_filters_are_not_parsed_on_the_loop(make_server, apps) -> None:
-    srv = make_server()
-    forwarder = srv.app.extensions["inspector"].extra["forwarder"]
-    app = apps()
-    put_rules(srv.url, "jf", {"targets": [{"url": app.url(),
-                                            "filters": {"json": {"$.type": "a"}}}]})
-    put_rules(srv.url, "plainbig", {"targets": [app.url()]})
-
-    def later(bin_name: str, size: int) -> object:
-        body = json.dumps({"type": "a", "pad": "x" * size}).encode()
-        return forwarder.add_later(NewCapture(bin=bin_name, method="POST", path="/",
-                                              query="", headers=[], body=body,
-                                              remote_addr=None))
-
-    small = later("jf", 10)
-    assert small is not None and small.result(10).forwards  # parsed inline, forwarded
-    assert later("jf", JSON_ON_LOOP) is None  # the caller adds it on a thread instead
-    assert later("plainbig", JSON_ON_LOOP * 2) is not None  # no JSON filter: nothing to parse
-
-
 def test_forwarding_through_the_default_server(tmp_path: Path, apps) -> None:
     """uvicorn writes a forwarding bin's captures without blocking (asgi.py) and takes proxy
     mode on a thread: the same bytes, order and answers as the WSGI path."""
@@ -548,18 +526,6 @@ def test_forwarding_through_the_default_server(tmp_path: Path, apps) -> None:
         assert [json.loads(g.body)["n"] for g in late.got] == list(range(6))
         for cid in ids:
             wait_forward_status(base, cid, "delivered")
-
-        # A body a JSON filter must parse, too big to parse on the loop: matched on a thread.
-        paid = apps()
-        put_rules(base, "big", {"targets": [
-            {"url": paid.url(), "filters": {"json": {"$.type": "invoice.paid"}}}]})
-        pad = "x" * (JSON_ON_LOOP * 4)
-        for kind in ("invoice.failed", "invoice.paid"):
-            doc = json.dumps({"type": kind, "pad": pad}).encode()
-            r = httpx.post(f"{base}/in/big", content=doc, timeout=10)
-            assert r.status_code == 200, r.text
-        [got] = paid.wait_for(1)
-        assert json.loads(got.body)["type"] == "invoice.paid" and len(got.body) > JSON_ON_LOOP
 
         proxied = apps(answer=lambda g: (201, [("X-App", "yes")], b"handled:" + g.body))
         put_rules(base, "px", {"targets": [proxied.url()], "mode": "proxy", "timeout": 5})

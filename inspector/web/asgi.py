@@ -84,8 +84,7 @@ class AsgiFront:
             headers=[(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]],
             body=body, remote_addr=client[0] if client else None, tls=None)
         future = self.capture.add_later(new)
-        if future is None:  # proxy mode (the sender waits for the app), or a big body to
-            # parse for a JSON filter: on the pool, off the loop
+        if future is None:  # proxy mode: the sender waits for the app
             loop = asyncio.get_running_loop()
             answer = await loop.run_in_executor(self.pool, self.capture.store_and_answer, new)
         else:
