@@ -438,14 +438,20 @@ class SubscriptionService:
 
 def run_steps(planned: list[Any], send: Callable[[Any], Any], *, delay_scale: float = 1.0,
               sleep: Callable[[float], None] = time.sleep,
-              clock: Callable[[], float] = time.monotonic) -> list[Any]:
-    """Call ``send(step)`` for each planned scenario step at its time (delays × scale)."""
+              clock: Callable[[], float] = time.monotonic,
+              stop: threading.Event | None = None) -> list[Any]:
+    """Call ``send(step)`` for each planned scenario step at its time (delays × scale).
+
+    ``stop``: once set (the server is stopping), no further step is sent, and a wait for
+    the next one ends at once; the steps sent so far are returned."""
     start = clock()
     out = []
     for p in planned:
         due = start + p.at * max(0.0, delay_scale)
         left = due - clock()
-        if left > 0:
+        if stop is not None and stop.wait(left if left > 0 else 0):
+            break
+        if left > 0 and stop is None:
             sleep(left)
         out.append(send(p))
     return out

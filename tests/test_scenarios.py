@@ -145,3 +145,38 @@ def test_cli_scenario_sends_every_step(fast, tmp_path: Path) -> None:
                           fast.url + "/in/x", "--db", str(tmp_path / "cli.db")],
                          capture_output=True, text=True, timeout=60, cwd=ROOT)
     assert bad.returncode == 2 and "nope" in bad.stderr
+
+
+def test_ctrl_c_mid_scenario_stops_it_and_answers_what_was_sent(tmp_path: Path) -> None:
+    """A run pacing its steps when the server is stopped sends nothing more (it used to send
+    every remaining step at once, out of order, or answer 500) and says it was cut short."""
+    import os
+    import signal
+    import threading
+    import time
+
+    from tests.conftest import free_port, start_cli_server
+
+    port = free_port()
+    proc = start_cli_server(tmp_path / "s.db", port)
+    base = f"http://127.0.0.1:{port}"
+    answer: list[httpx.Response] = []
+    run = threading.Thread(target=lambda: answer.append(httpx.post(
+        f"{base}/api/scenarios/alphatouch-onboarding/run", timeout=30,
+        json={"to": f"{base}/in/onb", "delay_scale": 0.1})))  # steps at 0, 0.5, 1.5, 4.5 s
+    run.start()
+    deadline = time.monotonic() + 10
+    while len(httpx.get(f"{base}/api/captures", params={"bin": "onb"}).json()["captures"]) < 2:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    t0 = time.monotonic()
+    os.killpg(proc.pid, signal.SIGINT)
+    run.join(10)
+    proc.wait(10)
+    assert time.monotonic() - t0 < 1.5
+    assert answer and answer[0].status_code == 201, answer
+    out = answer[0].json()
+    assert out["interrupted"] is True
+    assert [s["event"] for s in out["steps"]] == ["installation.activate", "building.add"]
+    log = proc.stdout.read().decode()
+    assert "Traceback" not in log, log

@@ -106,7 +106,7 @@ class DeliveryEngine:
         self._starved = False  # the scheduler saw due work but no idle worker
         self._fresh: dict[int, Delivery] = {}  # just created here: no need to read it back
         self._stopping = False
-        self._released = False  # release_waiters(): the server is stopping
+        self.released = threading.Event()  # release_waiters(): the server is stopping
         self._threads: list[threading.Thread] = []
         self._scheduler: threading.Thread | None = None
         self._only: set[int] | None = None
@@ -175,8 +175,9 @@ class DeliveryEngine:
     def release_waiters(self) -> None:
         """The server is stopping: every :meth:`wait` answers now, with the delivery as it
         stands (pending ones go on after a restart), rather than holding its client until
-        the server's graceful-shutdown timeout cuts the connection."""
-        self._released = True
+        the server's graceful-shutdown timeout cuts the connection. Whoever paces work
+        by the engine (a scenario run) watches ``released`` and stops."""
+        self.released.set()
         with self._settle:
             self._settle.notify_all()
 
@@ -382,7 +383,7 @@ class DeliveryEngine:
             deadline = time.monotonic() + timeout
             while not d.settled and not (first_attempt and d.attempt_count > 0):
                 left = deadline - time.monotonic()
-                if left <= 0 or self._stopping or self._released:
+                if left <= 0 or self._stopping or self.released.is_set():
                     break
                 with self._settle:
                     # Another process may settle it (gunicorn workers): poll as well.

@@ -402,6 +402,9 @@ def run_scenario(name: str) -> tuple[Response, int]:
                 svc.engine.wait(d.id, left, first_attempt=True)
         return step
 
-    steps = run_steps(planned, send, delay_scale=float(scale))
-    return jsonify({"scenario": sc.name, "vendor": sc.vendor, "shared": shared,
-                    "steps": steps}), 201
+    steps = run_steps(planned, send, delay_scale=float(scale), stop=svc.engine.released)
+    out: dict[str, Any] = {"scenario": sc.name, "vendor": sc.vendor, "shared": shared,
+                           "steps": steps}
+    if len(steps) < len(planned):  # the server is stopping: the rest was never sent
+        out["interrupted"] = True
+    return jsonify(out), 201
