@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import os
 import sys
 import webbrowser
@@ -10,7 +11,40 @@ from typing import Any
 import click
 
 from . import __version__
-from .config import SETTINGS, Config
+from .config import SETTINGS, SETTINGS_BY_NAME, Config, Setting
+
+
+class FiniteFloat(click.FloatRange):
+    """click's FloatRange, refusing nan and inf too (nan passes any range check)."""
+
+    name = "float range"
+
+    def convert(self, value: Any, param: Any, ctx: Any) -> Any:
+        out = super().convert(value, param, ctx)
+        if not math.isfinite(out):
+            self.fail(f"{value!r} is not a finite number.", param, ctx)
+        return out
+
+
+def number_type(s: Setting) -> Any:
+    """The click type of a setting: its Python type, with its minimum when it has one."""
+    if s.type is float:
+        return FiniteFloat(min=s.minimum)
+    if s.type is int and s.minimum is not None:
+        return click.IntRange(min=int(s.minimum))
+    return s.type
+
+
+RETRY_SCALE = number_type(SETTINGS_BY_NAME["retry_scale"])
+
+
+def config_from_env(**overrides: Any) -> Config:
+    """Config.from_env, with a bad INSPECTOR_* value as one line and exit 2 (no traceback)."""
+    try:
+        return Config.from_env(**overrides)
+    except ValueError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
 
 
 def setting_options(func: Any) -> Any:
@@ -23,10 +57,7 @@ def setting_options(func: Any) -> Any:
         elif s.multiple:
             kwargs.update(type=s.type, multiple=True)
         else:
-            kwargs["type"] = s.type
-            if s.minimum is not None:
-                kwargs["type"] = (click.IntRange(min=int(s.minimum)) if s.type is int
-                                  else click.FloatRange(min=s.minimum))
+            kwargs["type"] = number_type(s)
             if s.default is not None:
                 kwargs["help"] = f"{s.help} [default: {s.default}]"
         func = click.option(s.option, s.name, **kwargs)(func)
@@ -47,7 +78,7 @@ def serve(**values: Any) -> None:
     from .server import serve as run
     from .storage.db import SYNC_MODES
 
-    config = Config.from_env(**{k: v for k, v in values.items() if v is not None})
+    config = config_from_env(**{k: v for k, v in values.items() if v is not None})
     if config.sync not in SYNC_MODES:
         click.echo(f"error: --sync must be one of {', '.join(SYNC_MODES)}, not "
                    f"{config.sync!r}", err=True)
@@ -161,12 +192,13 @@ def sample(vendor: str, event: str, seed: int | None, secret: str | None, method
 @click.option("--method", help="HTTP method, where the vendor offers several (e.g. GET).")
 @click.option("--set", "sets", multiple=True, metavar="PATH=VALUE",
               help="Override a payload field, e.g. --set sender.email=a@b.c (repeatable).")
-@click.option("--retry-scale", type=float, default=None, envvar="INSPECTOR_RETRY_SCALE",
+@click.option("--retry-scale", type=RETRY_SCALE, default=None, envvar="INSPECTOR_RETRY_SCALE",
               show_envvar=True, help="Multiply the vendor's retry delays; 0 retries at once.")
 @click.option("--strict-vendor-rules", is_flag=True, default=None,
               envvar="INSPECTOR_STRICT_VENDOR_RULES", show_envvar=True,
               help="Refuse what the vendor would refuse (e.g. http:// for Audian).")
-@click.option("--timeout", type=float, help="Seconds per attempt (default: the vendor's).")
+@click.option("--timeout", type=FiniteFloat(min=0, min_open=True),
+              help="Seconds per attempt (default: the vendor's).")
 @click.option("--db", envvar="INSPECTOR_DB", show_envvar=True,
               help="Database to log the delivery in (default: the server's default database, "
                    "so it shows in the UI).")
@@ -188,7 +220,7 @@ def send(vendor: str, event: str, url: str, seed: int | None, secret: str | None
 
     v = _vendor_event(vendor, event)
     overrides = _overrides(sets)
-    config = Config.from_env(retry_scale=retry_scale, strict_vendor_rules=strict_vendor_rules,
+    config = config_from_env(retry_scale=retry_scale, strict_vendor_rules=strict_vendor_rules,
                              db=db)
     database = Database(config.db_path)
     engine = DeliveryEngine(database, catalog=_catalog(), retry_scale=config.retry_scale,
@@ -284,7 +316,7 @@ def ca(path_only: bool) -> None:
         click.echo(str(files.cert_path))
         return
     info = describe_ca(files.cert_path)
-    port = Config.from_env().tls_port
+    port = config_from_env().tls_port
     click.echo(f"Local CA certificate: {files.cert_path}")
     click.echo(f"  {info.get('subject', '')}")
     click.echo(f"  SHA-256 {info.get('sha256', '?')}, valid until {info.get('not_after', '?')}")
@@ -305,7 +337,7 @@ def ca(path_only: bool) -> None:
               help="Override a payload field in every step (repeatable).")
 @click.option("--delay-scale", type=float, default=1.0, show_default=True,
               help="Multiply the scenario's delays; 0 sends the steps back to back.")
-@click.option("--retry-scale", type=float, default=None, envvar="INSPECTOR_RETRY_SCALE",
+@click.option("--retry-scale", type=RETRY_SCALE, default=None, envvar="INSPECTOR_RETRY_SCALE",
               show_envvar=True, help="Multiply the vendor's retry delays; 0 retries at once.")
 @click.option("--db", envvar="INSPECTOR_DB", show_envvar=True,
               help="Database to log the deliveries in (default: the server's default).")
@@ -336,7 +368,7 @@ def scenario(name: str, url: str | None, seed: int | None, secret: str | None,
     except ProviderError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(2)
-    config = Config.from_env(retry_scale=retry_scale, db=db)
+    config = config_from_env(retry_scale=retry_scale, db=db)
     database = Database(config.db_path)
     engine = DeliveryEngine(database, catalog=catalog, retry_scale=config.retry_scale,
                             strict_vendor_rules=config.strict_vendor_rules)

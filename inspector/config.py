@@ -8,6 +8,7 @@ place and be missing in another.
 
 from __future__ import annotations
 
+import math
 import os
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -127,12 +128,15 @@ class Config:
     @classmethod
     def from_env(cls, **overrides: Any) -> Config:
         """Settings from INSPECTOR_* variables, then explicit overrides (e.g. from flags)."""
+        given = {k: v for k, v in overrides.items() if v is not None}
         values: dict[str, Any] = {}
         for s in SETTINGS:
             raw = os.environ.get(s.envvar)
-            if raw is not None and raw != "":
+            # A setting given explicitly is not read from the environment at all: a bad
+            # value there must not stop a command that overrides it (or never uses it).
+            if raw is not None and raw != "" and s.name not in given:
                 values[s.name] = parse_value(s, raw)
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        values.update(given)
         known = {f.name for f in fields(cls)}
         return cls(**{k: v for k, v in values.items() if k in known})
 
@@ -150,6 +154,8 @@ def parse_value(setting: Setting, raw: str) -> Any:
                 return False
             raise ValueError(raw)
         value = setting.type(raw)
+        if setting.type is float and not math.isfinite(value):
+            raise ValueError(raw)
     except ValueError:
         raise ValueError(
             f"{setting.envvar}={raw!r} is not a valid {setting.type.__name__}"

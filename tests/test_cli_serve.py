@@ -59,6 +59,7 @@ def test_config_from_env_and_overrides(monkeypatch) -> None:
     (["--threads", "-4"], {}, "--threads"),
     ([], {"INSPECTOR_MAX_CAPTURES": "0"}, "INSPECTOR_MAX_CAPTURES"),
     ([], {"INSPECTOR_RETRY_SCALE": "-1"}, "INSPECTOR_RETRY_SCALE"),
+    (["--max-response-delay", "nan"], {}, "--max-response-delay"),  # nan passes any range
 ])
 def test_counts_below_their_minimum_are_refused(tmp_path, args, env, named) -> None:
     # --max-deliveries 0 once started a server that pruned every settled delivery.
@@ -66,14 +67,38 @@ def test_counts_below_their_minimum_are_refused(tmp_path, args, env, named) -> N
                         "--db", str(tmp_path / "x.db"), *args],
                        capture_output=True, text=True, timeout=30, env={**os.environ, **env})
     assert r.returncode == 2, r.stdout + r.stderr
-    assert named in r.stderr and "range" in r.stderr
+    assert named in r.stderr and ("range" in r.stderr or "finite" in r.stderr)
     assert not (tmp_path / "x.db").exists()
+
+
+def test_a_flag_overrides_a_bad_environment_value_and_send_checks_its_own(tmp_path) -> None:
+    env = {**os.environ, "INSPECTOR_MAX_DELIVERIES": "0", "INSPECTOR_DATA_DIR": str(tmp_path)}
+    port = free_port()
+    proc = start_cli_server(tmp_path / "f.db", port, "--max-deliveries", "50", env=env)
+    stop_process(proc)
+    assert proc.returncode == 0
+    send = [sys.executable, "-m", "inspector", "send", "audian", "call.completed",
+            "--to", "http://127.0.0.1:9/x", "--db", str(tmp_path / "s.db")]
+    for extra, named in ((["--retry-scale", "-5"], "--retry-scale"),
+                         (["--timeout", "0"], "--timeout")):
+        r = subprocess.run([*send, *extra], capture_output=True, text=True, timeout=30,
+                           env=env)
+        assert r.returncode == 2 and named in r.stderr, r.stderr
+    # A bad value of a setting the command reads from the environment: one line, exit 2.
+    r = subprocess.run(send, capture_output=True, text=True, timeout=30,
+                       env={**env, "INSPECTOR_MAX_CAPTURES": "0"})
+    assert r.returncode == 2 and "Traceback" not in r.stderr
+    assert r.stderr.strip() == "error: INSPECTOR_MAX_CAPTURES='0': must be at least 1"
 
 
 def test_env_minimum_applies_without_the_cli(monkeypatch) -> None:
     monkeypatch.setenv("INSPECTOR_MAX_DELIVERIES", "0")
     with pytest.raises(ValueError, match="INSPECTOR_MAX_DELIVERIES='0': must be at least 1"):
         Config.from_env()
+    assert Config.from_env(max_deliveries=5).max_deliveries == 5  # overridden: not parsed
+    monkeypatch.setenv("INSPECTOR_RETRY_SCALE", "nan")
+    with pytest.raises(ValueError, match="INSPECTOR_RETRY_SCALE='nan' is not a valid float"):
+        Config.from_env(max_deliveries=5)
 
 
 def test_ready_message_env_settings_and_persistence(tmp_path) -> None:
