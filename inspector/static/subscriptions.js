@@ -85,7 +85,10 @@ function healthBlock(sub) {
   const when = last.last_attempt_at || last.created_at;
   fill(box,
     h('span', { class: 'sub-last' }, statusBadge(last.status), httpStatus(last.status_code),
-      deliveryLink(last.id, 'sub-last-link'),
+      last.pruned
+        ? h('span', { class: 'muted', title: 'Pruned (--max-deliveries): its attempts are gone' },
+          `#${last.id} (pruned)`)
+        : deliveryLink(last.id, 'sub-last-link'),
       last.event ? h('span', { class: 'muted' }, last.event) : null),
     h('span', { class: 'sub-counts', dataset: { delivered: recent.delivered,
       failed: recent.failed, pending: recent.pending } },
@@ -94,7 +97,8 @@ function healthBlock(sub) {
     recent.pending ? [' · ', h('span', { class: 'n-wait' }, `${recent.pending} pending`)] : null,
     h('span', { class: 'muted' }, ` of the last ${recent.count}`)),
     when ? h('time', { class: 'sub-last-at muted', title: fmtFullTime(when) },
-      `${last.last_attempt_at ? 'last attempt' : 'queued'} ${fmtAgo(when)}`) : null,
+      `${last.last_attempt_at ? 'last attempt' : last.pruned ? 'sent' : 'queued'} ` +
+      fmtAgo(when)) : null,
     hl.consecutive_failures ? h('span', { class: 'sub-streak' },
       `${hl.consecutive_failures} failed in a row`) : null,
     last.error ? h('span', { class: 'sub-error', title: last.error }, last.error) : null);

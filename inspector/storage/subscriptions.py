@@ -227,9 +227,10 @@ class SubscriptionStore:
                     " THEN NULL WHEN s.outcome = 'delivered' THEN 'delivered' ELSE 'failed'"
                     " END),"
                     " d.last_status, d.last_error, d.attempt_count, COALESCE(d.event, s.event),"
-                    " COALESCE(d.created_at, s.created_at), d.settled_at"
+                    " COALESCE(d.created_at, s.created_at), d.settled_at, d.id IS NULL"
                     " FROM subscription_deliveries s LEFT JOIN deliveries d"
                     " ON d.id = s.delivery_id WHERE s.subscription_id = ?"
+                    " AND (d.id IS NOT NULL OR s.outcome IS NOT NULL)"  # gone, fate unknown
                     " ORDER BY s.delivery_id DESC LIMIT ?",
                     (sid, window)).fetchall()
                 counts = {"delivered": 0, "failed": 0, "pending": 0}
@@ -238,12 +239,13 @@ class SubscriptionStore:
                         counts[r[1]] += 1
                 last = None
                 if rows:
-                    did, status, code, error, attempts, event, created, settled = rows[0]
+                    did, status, code, error, attempts, event, created, settled, gone = rows[0]
                     started = conn.execute("SELECT MAX(started_at) FROM delivery_attempts"
                                            " WHERE delivery_id = ?", (did,)).fetchone()[0]
                     last = {"id": did, "status": status, "status_code": code, "error": error,
                             "attempt_count": attempts, "event": event, "created_at": created,
-                            "last_attempt_at": started, "settled_at": settled}
+                            "last_attempt_at": started, "settled_at": settled,
+                            "pruned": bool(gone)}
                 out[sid] = {"window": window, "count": len(rows), **counts,
                             "last_delivery": last}
             return out

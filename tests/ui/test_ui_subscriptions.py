@@ -261,6 +261,36 @@ def test_failing_subscription_shows_failed_health(server, page: Page,
     problems.assert_none()
 
 
+def test_a_pruned_last_delivery_shows_without_a_dead_link(server, page: Page,
+                                                         problems: PageProblems) -> None:
+    import sqlite3
+
+    from inspector.storage.deliveries import DeliveryStore
+
+    sub = httpx.post(server.url + "/api/subscriptions", json={
+        "vendor": "standard-webhooks", "url": f"{server.url}/in/pruned",
+        "events": ["*"]}).json()["subscription"]
+    out = httpx.post(f"{server.url}/api/vendors/standard-webhooks/events/invoice.paid/emit",
+                     json={}).json()
+    (did,) = [d["delivery"]["id"] for d in out["deliveries"]]
+    deadline = time.monotonic() + 10  # settled, and its outcome in the subscription's log
+    while server.get(f"/api/subscriptions/{sub['id']}").json()["subscription"]["health"][
+            "delivered"] != 1:
+        assert time.monotonic() < deadline
+        time.sleep(0.05)
+    with sqlite3.connect(server.db, timeout=10) as conn:  # as --max-deliveries would
+        conn.execute("PRAGMA foreign_keys = ON")
+        assert DeliveryStore.prune(conn, keep=0) >= 1
+    open_subs(page, server.url, "pruned")
+    health = row(page, sub["id"]).locator(".sub-health")
+    expect(health).to_have_attribute("data-last", "delivered")
+    expect(health.locator(".sub-last")).to_contain_text(f"#{did} (pruned)")
+    expect(health.locator(".sub-last-link")).to_have_count(0)
+    expect(health.locator(".sub-counts")).to_have_attribute("data-delivered", "1")
+    expect(health.locator(".sub-last-at")).to_contain_text("sent")
+    problems.assert_none()
+
+
 def test_run_scenario_to_the_current_bin(server, page: Page, problems: PageProblems) -> None:
     open_subs(page, server.url, "scen")
     expect(page.locator("#scenario-url")).to_have_value(f"{server.url}/in/scen")
