@@ -617,11 +617,11 @@ class Forwarder:
                      ) -> tuple[int, list[tuple[str, str]], bytes]:
         """``final``: the forward has settled as failed (cancelled meanwhile): why, instead
         of a promise of retries."""
-        then = (f"the forward failed and will not be retried ({final})" if final
-                else "the capture is queued and will be retried")
-        body = json.dumps({"error": f"forward target {d.url} could not be reached: {why}; "
-                                    f"{then}",
-                           "delivery": d.id, "capture_id": d.capture_id}).encode()
+        text = (f"the forward to {d.url} failed and will not be retried ({final})" if final
+                else f"forward target {d.url} could not be reached: {why}; the capture is "
+                     "queued and will be retried")
+        body = json.dumps({"error": text, "delivery": d.id,
+                           "capture_id": d.capture_id}).encode()
         return 502, [("Content-Type", "application/json"),
                      ("Content-Length", str(len(body)))], body
 
