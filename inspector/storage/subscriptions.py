@@ -223,9 +223,8 @@ class SubscriptionStore:
             out = {}
             for sid in sub_ids:
                 rows = conn.execute(
-                    "SELECT s.delivery_id, COALESCE(d.status, CASE WHEN s.outcome IS NULL"
-                    " THEN NULL WHEN s.outcome = 'delivered' THEN 'delivered' ELSE 'failed'"
-                    " END),"
+                    "SELECT s.delivery_id, COALESCE(d.status, CASE s.outcome"
+                    " WHEN 'delivered' THEN 'delivered' ELSE 'failed' END),"
                     " d.last_status, d.last_error, d.attempt_count, COALESCE(d.event, s.event),"
                     " COALESCE(d.created_at, s.created_at), d.settled_at, d.id IS NULL"
                     " FROM subscription_deliveries s LEFT JOIN deliveries d"
