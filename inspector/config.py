@@ -49,8 +49,10 @@ class Setting:
 SETTINGS: list[Setting] = [
     Setting("host", "127.0.0.1", "Interface to bind. Keep the loopback default unless you "
             "know who else can reach this machine."),
+    # No port 0 ("any free port"): the host guard, the loop guard and the ready message
+    # need the port before the server binds it (tests bind first: server.ServerThread).
     Setting("port", 8787, "Port for the UI, the API, the websocket and the capture URLs.", int,
-            minimum=0),
+            minimum=1),
     Setting("db", None, "SQLite database file (default: inspector.db in the user data dir)."),
     Setting("max_body", 10 * MiB, "Largest request body stored, in bytes; larger ones get 413.",
             int, minimum=1),
@@ -81,7 +83,7 @@ SETTINGS: list[Setting] = [
             bool, is_flag=True),
     Setting("tls", False, "Also serve everything over HTTPS on --tls-port, with a certificate "
             "from a local CA (see 'webhook-inspector ca').", bool, is_flag=True),
-    Setting("tls_port", 8443, "Port for HTTPS (with --tls).", int, minimum=0),
+    Setting("tls_port", 8443, "Port for HTTPS (with --tls).", int, minimum=1),
     Setting("tls_name", None, "Extra names (host names or IP addresses, comma-separated) for "
             "the HTTPS certificate, besides localhost, 127.0.0.1 and ::1."),
     Setting("tls_cert", None, "Your own certificate (PEM) for HTTPS instead of one from the "

@@ -60,6 +60,9 @@ def test_config_from_env_and_overrides(monkeypatch) -> None:
     ([], {"INSPECTOR_MAX_CAPTURES": "0"}, "INSPECTOR_MAX_CAPTURES"),
     ([], {"INSPECTOR_RETRY_SCALE": "-1"}, "INSPECTOR_RETRY_SCALE"),
     (["--max-response-delay", "nan"], {}, "--max-response-delay"),  # nan passes any range
+    # Port 0 served under uvicorn with every API call refused (421: the host guard knew only
+    # port 0) and ":0" in the ready message.
+    (["--port", "0"], {}, "--port"),
 ])
 def test_counts_below_their_minimum_are_refused(tmp_path, args, env, named) -> None:
     # --max-deliveries 0 once started a server that pruned every settled delivery.
