@@ -163,16 +163,21 @@ def run_bare(url: str, count: int, concurrency: int, vendor: str, event: str,
 
     v = default_catalog().vendor(vendor)
     _, prepared = preview(v, event, timestamp=int(time.time()), seed=1)
-    client = httpx.Client(limits=httpx.Limits(max_connections=concurrency * 2,
-                                              max_keepalive_connections=concurrency))
-    core = httpcore.ConnectionPool(max_connections=concurrency * 2,
-                                   max_keepalive_connections=concurrency)
-    raw_headers = [(n.encode(), v.encode()) for n, v in prepared.headers]
+    client: httpx.Client | httpcore.ConnectionPool
+    if pool:
+        client = httpcore.ConnectionPool(max_connections=concurrency * 2,
+                                         max_keepalive_connections=concurrency)
+        raw_headers = [(n.encode(), v.encode()) for n, v in prepared.headers]
 
-    def post() -> int:
-        if pool:
-            return core.request("POST", url, headers=raw_headers, content=prepared.body).status
-        return client.post(url, content=prepared.body, headers=prepared.headers).status_code
+        def post() -> int:
+            return client.request("POST", url, headers=raw_headers,
+                                  content=prepared.body).status
+    else:
+        client = httpx.Client(limits=httpx.Limits(max_connections=concurrency * 2,
+                                                  max_keepalive_connections=concurrency))
+
+        def post() -> int:
+            return client.post(url, content=prepared.body, headers=prepared.headers).status_code
     remaining = [count]
     ok = [0]
     lock = threading.Lock()
@@ -195,7 +200,6 @@ def run_bare(url: str, count: int, concurrency: int, vendor: str, event: str,
         t.join()
     elapsed = time.perf_counter() - start
     client.close()
-    core.close()
     return count / elapsed, ok[0]
 
 

@@ -17,8 +17,6 @@ from .config import SETTINGS, SETTINGS_BY_NAME, Config, Setting
 class FiniteFloat(click.FloatRange):
     """click's FloatRange, refusing nan and inf too (nan passes any range check)."""
 
-    name = "float range"
-
     def convert(self, value: Any, param: Any, ctx: Any) -> Any:
         out = super().convert(value, param, ctx)
         if not math.isfinite(out):

@@ -449,9 +449,10 @@ def run_steps(planned: list[Any], send: Callable[[Any], Any], *, delay_scale: fl
     for p in planned:
         due = start + p.at * max(0.0, delay_scale)
         left = due - clock()
-        if stop is not None and stop.wait(left if left > 0 else 0):
-            break
-        if left > 0 and stop is None:
+        if stop is not None:
+            if stop.wait(max(0.0, left)):
+                break
+        elif left > 0:
             sleep(left)
         out.append(send(p))
     return out

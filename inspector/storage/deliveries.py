@@ -389,7 +389,7 @@ class DeliveryStore:
                     made.append(exc)
                 conn.execute("RELEASE one")
         conn.execute("RELEASE gathered")
-        self._count_settled(sum(1 for d in made if isinstance(d, Delivery) and d.settled))
+        self._count_settled(made)
         return made
 
     @classmethod
@@ -527,15 +527,16 @@ class DeliveryStore:
         # nobody is told of a delivery that is already gone.
         self._prune_if_due(conn)
         out = self._record_many(conn, items)
-        self._count_settled(sum(1 for d in out if isinstance(d, Delivery) and d.settled))
+        self._count_settled(out)
         return out
 
-    def _count_settled(self, n: int) -> None:
+    def _count_settled(self, results: Iterable[Delivery | Exception]) -> None:
         """Settles (recorded, cancelled, refused at create) are what make deliveries
         prunable: once a tenth of the limit has settled, the writer's next delivery write
         prunes first. Writer thread only."""
         if self.max_deliveries is not None:
-            self._settled_since_prune += n
+            self._settled_since_prune += sum(
+                1 for d in results if isinstance(d, Delivery) and d.settled)
 
     def _prune_if_due(self, conn: sqlite3.Connection) -> None:
         if (self.max_deliveries is None
@@ -706,10 +707,12 @@ class DeliveryStore:
                 " settled_at = ?, next_attempt_at = NULL, claimed_by = NULL"
                 f" WHERE id = ? AND status = 'pending' RETURNING {_SUMMARY}",
                 (error, now, now, delivery_id)).fetchone()
-            if row:
-                _promote_after(conn, delivery_id, now)
-                self._count_settled(1)
-            return _row_to_delivery(row) if row else None
+            if row is None:
+                return None
+            _promote_after(conn, delivery_id, now)
+            failed = _row_to_delivery(row)
+            self._count_settled([failed])
+            return failed
         return self.db.write(run)
 
     def delete(self, delivery_id: int) -> bool:
